@@ -1,0 +1,390 @@
+"""The trial's definitions (loaded from the protocol file), its sites, people, participants and visits."""
+
+import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    COORDINATOR = "coordinator", _("Site coordinator")
+    INVESTIGATOR = "investigator", _("Investigator")
+    MONITOR = "monitor", _("Monitor")
+    DATA_MANAGER = "data_manager", _("Data manager")
+    SPONSOR = "sponsor", _("Sponsor")
+
+
+class Protocol(models.Model):
+    """One version of the protocol file. A changed file is a new version; data keep the version they used."""
+
+    code = models.CharField(max_length=32)
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=300)
+    sha256 = models.CharField(max_length=64)
+    definition = models.JSONField(help_text="The parsed protocol file, kept whole for rules without a table.")
+    loaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["code", "version"], name="protocol_code_version_unique"),
+            models.UniqueConstraint(fields=["code", "sha256"], name="protocol_code_sha256_unique"),
+        ]
+        ordering = ["code", "-version"]
+
+    def __str__(self) -> str:
+        return f"{self.code} v{self.version}"
+
+    @property
+    def child_pugh_table(self) -> dict:
+        return self.definition["eligibility"]["child_pugh"]
+
+    @property
+    def age_range(self) -> tuple[int, int]:
+        age = self.definition["eligibility"]["age"]
+        return age["min"], age["max"]
+
+
+class Arm(models.Model):
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="arms")
+    code = models.CharField(max_length=16)
+    name = models.CharField(max_length=200)
+    name_zh = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["protocol", "code"], name="arm_protocol_code_unique")]
+        ordering = ["protocol", "order"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VisitKind(models.TextChoices):
+    VISIT = "visit", _("Clinic visit")
+    FOLLOW_UP = "follow_up", _("Survival follow-up contact")
+
+
+class VisitDefinition(models.Model):
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="visit_definitions")
+    code = models.CharField(max_length=16)
+    name = models.CharField(max_length=100)
+    name_zh = models.CharField(max_length=100, blank=True)
+    kind = models.CharField(max_length=16, choices=VisitKind.choices)
+    day = models.PositiveIntegerField(help_text="Target day counted from enrolment (day 0).")
+    window_before = models.PositiveIntegerField()
+    window_after = models.PositiveIntegerField()
+    order = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["protocol", "code"], name="visitdef_protocol_code_unique")]
+        ordering = ["protocol", "order"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class FormDefinition(models.Model):
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="form_definitions")
+    code = models.CharField(max_length=16)
+    name = models.CharField(max_length=100)
+    name_zh = models.CharField(max_length=100, blank=True)
+    order = models.PositiveSmallIntegerField()
+    visit_codes = models.JSONField(default=list, help_text="Visits at which the form is collected.")
+    arm_codes = models.JSONField(default=list, help_text="Arms the form applies to; empty means every arm.")
+    checks = models.JSONField(default=list, help_text="Cross-item edit checks from the protocol file.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["protocol", "code"], name="formdef_protocol_code_unique")]
+        ordering = ["protocol", "order"]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def applies_to(self, *, visit_code: str, arm_code: str | None) -> bool:
+        if visit_code not in self.visit_codes:
+            return False
+        return not self.arm_codes or arm_code in self.arm_codes
+
+
+class DataType(models.TextChoices):
+    DECIMAL = "decimal", _("Number")
+    INTEGER = "integer", _("Whole number")
+    TEXT = "text", _("Text")
+    DATE = "date", _("Date")
+    CHOICE = "choice", _("Choice")
+    BOOLEAN = "boolean", _("Yes/no")
+
+
+class ItemDefinition(models.Model):
+    form = models.ForeignKey(FormDefinition, on_delete=models.PROTECT, related_name="items")
+    code = models.CharField(max_length=16)
+    label = models.CharField(max_length=200)
+    label_zh = models.CharField(max_length=200, blank=True)
+    group = models.CharField(max_length=100, blank=True, help_text="Heading the item stands under, as on the report.")
+    order = models.PositiveSmallIntegerField()
+    data_type = models.CharField(max_length=16, choices=DataType.choices)
+    unit = models.CharField(max_length=32, blank=True)
+    decimals = models.PositiveSmallIntegerField(null=True, blank=True)
+    hard_min = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    hard_max = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    reference_low = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    reference_high = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    required = models.BooleanField(default=False)
+    choices = models.JSONField(default=list, blank=True, help_text="[[code, label, label_zh], ...] for choice items.")
+    derived = models.CharField(max_length=200, blank=True, help_text="Formula of a computed item; never typed.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["form", "code"], name="itemdef_form_code_unique")]
+        ordering = ["form", "order"]
+
+    def __str__(self) -> str:
+        return f"{self.form.code}.{self.code}"
+
+
+class CriterionKind(models.TextChoices):
+    INCLUSION = "inclusion", _("Inclusion")
+    EXCLUSION = "exclusion", _("Exclusion")
+
+
+class EligibilityCriterion(models.Model):
+    """One inclusion or exclusion criterion of the record. Computed criteria name the rule that decides them."""
+
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="criteria")
+    kind = models.CharField(max_length=16, choices=CriterionKind.choices)
+    code = models.CharField(max_length=16)
+    text = models.CharField(max_length=300)
+    text_zh = models.CharField(max_length=300, blank=True)
+    computed = models.CharField(max_length=32, blank=True, help_text="consent, age or child_pugh; empty = asked.")
+    order = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["protocol", "code"], name="criterion_protocol_code_unique")]
+        ordering = ["protocol", "order"]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.text}"
+
+
+class Site(models.Model):
+    number = models.PositiveSmallIntegerField(unique=True)
+    name = models.CharField(max_length=200)
+    name_zh = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100)
+    province = models.CharField(max_length=100)
+    principal_investigator = models.CharField(max_length=200)
+    time_zone = models.CharField(max_length=64, default="Asia/Shanghai")
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"{self.number:02d} {self.name}"
+
+
+class SiteMembership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "site"], name="membership_user_site_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.site.number:02d} as {self.role}"
+
+
+class ParticipantStatus(models.TextChoices):
+    ELIGIBLE = "eligible", _("Screened, eligible")
+    SCREEN_FAILED = "screen_failed", _("Screen failure")
+    ENROLLED = "enrolled", _("Enrolled")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+    COMPLETED = "completed", _("Completed")
+    DIED = "died", _("Died")
+
+
+class Sex(models.TextChoices):
+    FEMALE = "F", _("Female")
+    MALE = "M", _("Male")
+
+
+class Participant(models.Model):
+    """A screened person. Identified in the EDC by numbers and initials only, never by name."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="participants")
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="participants")
+    screening_number = models.CharField(max_length=16, unique=True)
+    subject_id = models.CharField(max_length=16, unique=True, null=True, blank=True)
+    initials = models.CharField(max_length=4)
+    sex = models.CharField(max_length=1, choices=Sex.choices)
+    date_of_birth = models.DateField()
+    status = models.CharField(max_length=16, choices=ParticipantStatus.choices)
+    screen_failure_reasons = models.JSONField(default=list, blank=True)
+    arm = models.ForeignKey(Arm, on_delete=models.PROTECT, null=True, blank=True, related_name="participants")
+    enrolment_date = models.DateField(null=True, blank=True, help_text="Day 0 of the visit schedule.")
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    enrolled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["site__number", "screening_number"]
+        indexes = [models.Index(fields=["site", "status"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(status="enrolled") | models.Q(arm__isnull=False, enrolment_date__isnull=False),
+                name="participant_enrolled_has_arm_and_date",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject_id or self.screening_number
+
+    @property
+    def label(self) -> str:
+        return f"{self} ({self.initials})"
+
+    def age_on(self, day: datetime.date) -> int:
+        born = self.date_of_birth
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+class Ascites(models.TextChoices):
+    NONE = "none", _("None")
+    MILD = "mild", _("Mild")
+    MODERATE_SEVERE = "moderate_severe", _("Moderate to severe")
+
+
+class Encephalopathy(models.TextChoices):
+    NONE = "none", _("None")
+    GRADE_1_2 = "grade_1_2", _("Grade 1-2")
+    GRADE_3_4 = "grade_3_4", _("Grade 3-4")
+
+
+class Diagnosis(models.TextChoices):
+    COMPENSATED = "compensated", _("Compensated cirrhosis")
+    DECOMPENSATED = "decompensated", _("Decompensated cirrhosis")
+    NONE = "none", _("No clinical diagnosis of cirrhosis")
+
+
+class Screening(models.Model):
+    """The screening CRF: the criteria answers and the values the Child-Pugh score is computed from."""
+
+    participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="screening")
+    screening_date = models.DateField()
+    consent_date = models.DateField(null=True, blank=True)
+    diagnosis = models.CharField(max_length=16, choices=Diagnosis.choices)
+    total_bilirubin = models.DecimalField(max_digits=7, decimal_places=1, help_text="umol/L")
+    albumin = models.DecimalField(max_digits=5, decimal_places=1, help_text="g/L")
+    inr = models.DecimalField(max_digits=4, decimal_places=2)
+    ascites = models.CharField(max_length=16, choices=Ascites.choices)
+    encephalopathy = models.CharField(max_length=16, choices=Encephalopathy.choices)
+    answers = models.JSONField(help_text="{criterion code: true/false} for the criteria that are asked.")
+    child_pugh_points = models.PositiveSmallIntegerField()
+    child_pugh_class = models.CharField(max_length=1)
+    eligible = models.BooleanField()
+    failed_criteria = models.JSONField(default=list)
+    screened_at = models.DateTimeField(auto_now_add=True)
+    screened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    def __str__(self) -> str:
+        return f"Screening of {self.participant}"
+
+    @property
+    def child_pugh_inputs(self) -> dict[str, Decimal | str]:
+        return {
+            "bilirubin": self.total_bilirubin,
+            "albumin": self.albumin,
+            "inr": self.inr,
+            "ascites": self.ascites,
+            "encephalopathy": self.encephalopathy,
+        }
+
+
+class VisitProgress(models.TextChoices):
+    NOT_STARTED = "not_started", _("Not started")
+    IN_PROGRESS = "in_progress", _("In progress")
+    COMPLETE = "complete", _("Complete")
+    MISSED = "missed", _("Missed")
+
+
+class VisitState(models.TextChoices):
+    """What a visit cell shows: its progress once data exist, else where today falls against its window."""
+
+    NOT_DUE = "not_due", _("Not due")
+    DUE = "due", _("Due")
+    OVERDUE = "overdue", _("Overdue")
+    IN_PROGRESS = "in_progress", _("In progress")
+    COMPLETE = "complete", _("Complete")
+    MISSED = "missed", _("Missed")
+
+
+class Visit(models.Model):
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="visits")
+    definition = models.ForeignKey(VisitDefinition, on_delete=models.PROTECT, related_name="visits")
+    target_date = models.DateField()
+    window_start = models.DateField()
+    window_end = models.DateField()
+    visit_date = models.DateField(null=True, blank=True, help_text="The day the visit actually took place.")
+    progress = models.CharField(max_length=16, choices=VisitProgress.choices, default=VisitProgress.NOT_STARTED)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "definition"], name="visit_participant_definition_unique"),
+            models.CheckConstraint(
+                condition=models.Q(window_start__lte=models.F("target_date"))
+                & models.Q(target_date__lte=models.F("window_end")),
+                name="visit_target_inside_window",
+            ),
+        ]
+        ordering = ["participant", "target_date"]
+
+    def __str__(self) -> str:
+        return f"{self.participant} {self.definition.code}"
+
+    def state_on(self, today: datetime.date) -> str:
+        if self.progress != VisitProgress.NOT_STARTED:
+            return self.progress
+        if today < self.window_start:
+            return VisitState.NOT_DUE
+        if today <= self.window_end:
+            return VisitState.DUE
+        return VisitState.OVERDUE
+
+
+class AuditRecord(models.Model):
+    """One change of trial data. Append-only: database triggers refuse UPDATE and DELETE.
+
+    Each row's hash covers its own content and the previous row's hash, so an altered or removed row
+    breaks the chain from that point on (`manage.py verify_audit`).
+    """
+
+    at = models.DateTimeField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    username = models.CharField(max_length=150, help_text="Kept as written, should the account be renamed.")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, null=True, related_name="+")
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, null=True, related_name="+")
+    object_type = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=64)
+    action = models.CharField(max_length=32)
+    form_code = models.CharField(max_length=16, blank=True)
+    item_code = models.CharField(max_length=32, blank=True)
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    reason = models.TextField(blank=True)
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"]),
+            models.Index(fields=["participant", "form_code", "item_code"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.object_type}:{self.object_id}"
