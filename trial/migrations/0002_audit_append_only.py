@@ -5,7 +5,8 @@ from django.db import migrations
 POSTGRESQL_FORWARD = """
 CREATE OR REPLACE FUNCTION trial_auditrecord_refuse_change() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'audit records are append-only: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+    RAISE EXCEPTION USING MESSAGE = 'audit records are append-only: ' || TG_OP || ' refused',
+        ERRCODE = 'insufficient_privilege';
 END;
 $$ LANGUAGE plpgsql;
 CREATE TRIGGER trial_auditrecord_no_update BEFORE UPDATE ON trial_auditrecord
