@@ -68,6 +68,7 @@ def audit_write(
 ) -> list[AuditRecord]:
     """Append entries to the audit trail in three statements, whatever their number.
 
+    The site defaults to the participant's.
     Call inside the transaction of the change it records, so both commit or neither does.
     """
     entries = list(entries)
@@ -78,13 +79,14 @@ def audit_write(
     now = timezone.now()
     user_id = getattr(user, "pk", None)
     username = getattr(user, "get_username", lambda: "system")()
+    site_id = site.pk if site is not None else getattr(participant, "site_id", None)
     records = []
     for entry in entries:
         record = AuditRecord(
             at=now,
             user_id=user_id,
             username=username,
-            site=site,
+            site_id=site_id,
             participant=participant,
             previous_hash=previous,
             **entry.__dict__,

@@ -348,7 +348,7 @@ class Visit(models.Model):
 
     def state_on(self, today: datetime.date) -> str:
         if self.progress != VisitProgress.NOT_STARTED:
-            return self.progress
+            return VisitState(self.progress)
         if today < self.window_start:
             return VisitState.NOT_DUE
         if today <= self.window_end:

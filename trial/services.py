@@ -23,6 +23,7 @@ from trial.models import (
     Screening,
     Site,
     Visit,
+    VisitProgress,
 )
 from trial.scoring import ChildPugh, child_pugh
 
@@ -288,3 +289,65 @@ def schedule(participant: Participant) -> list[Visit]:
             )
         )
     return visits
+
+
+@transaction.atomic
+def visit_date_record(*, user: object, visit: Visit, visit_date: datetime.date) -> Visit:
+    """Record the day a visit took place; the visit is then in progress until its data are complete."""
+    visit = Visit.objects.select_for_update().select_related("participant").get(pk=visit.pk)
+    access.require(user, Action.ENTER_DATA, visit.participant.site_id)
+    if visit.progress in {VisitProgress.COMPLETE, VisitProgress.MISSED}:
+        raise InvalidInput(errors={"visit_date": [f"The visit is {visit.get_progress_display()}."]})
+    if visit_date > timezone.localdate():
+        raise InvalidInput(errors={"visit_date": ["The visit date cannot be in the future."]})
+    if visit_date < visit.participant.enrolment_date:
+        raise InvalidInput(errors={"visit_date": ["A visit cannot precede enrolment."]})
+    old = visit.visit_date
+    visit.visit_date = visit_date
+    visit.progress = VisitProgress.IN_PROGRESS
+    visit.save(update_fields=["visit_date", "progress"])
+    audit_write(
+        user=user,
+        participant=visit.participant,
+        entries=[AuditEntry("visit", str(visit.pk), "update", "", "visit_date", str(old or ""), str(visit_date))],
+    )
+    return visit
+
+
+@transaction.atomic
+def visit_complete(*, user: object, visit: Visit) -> Visit:
+    """Declare a visit that took place complete."""
+    visit = Visit.objects.select_for_update().select_related("participant").get(pk=visit.pk)
+    access.require(user, Action.ENTER_DATA, visit.participant.site_id)
+    if visit.visit_date is None:
+        raise InvalidInput(errors={"visit_date": ["Record the visit date before completing the visit."]})
+    return _visit_progress_set(user, visit, VisitProgress.COMPLETE, reason="")
+
+
+@transaction.atomic
+def visit_missed(*, user: object, visit: Visit, reason: str) -> Visit:
+    """Record that a visit did not take place within its window, and why."""
+    visit = Visit.objects.select_for_update().select_related("participant").get(pk=visit.pk)
+    access.require(user, Action.ENTER_DATA, visit.participant.site_id)
+    errors = {}
+    if not reason.strip():
+        errors["reason"] = ["Say why the visit was missed."]
+    if visit.visit_date is not None or visit.progress != VisitProgress.NOT_STARTED:
+        errors["__all__"] = ["A visit that took place cannot be missed."]
+    elif timezone.localdate() <= visit.window_end:
+        errors["__all__"] = ["A visit can be declared missed only once its window has closed."]
+    if errors:
+        raise InvalidInput(errors=errors)
+    return _visit_progress_set(user, visit, VisitProgress.MISSED, reason=reason.strip())
+
+
+def _visit_progress_set(user: object, visit: Visit, progress: str, *, reason: str) -> Visit:
+    old = visit.progress
+    visit.progress = progress
+    visit.save(update_fields=["progress"])
+    audit_write(
+        user=user,
+        participant=visit.participant,
+        entries=[AuditEntry("visit", str(visit.pk), "update", "", "progress", old, progress, reason)],
+    )
+    return visit
