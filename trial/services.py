@@ -167,8 +167,11 @@ def _validate_screening(protocol: Protocol, data: ScreeningInput) -> None:
         errors["initials"] = ["Initials are 2 to 4 letters."]
     asked = set(protocol.criteria.filter(computed="").values_list("code", flat=True))
     unanswered = sorted(asked - set(data.answers))
+    unknown = sorted(set(data.answers) - asked)
     if unanswered:
         errors["answers"] = [f"Answer every criterion; missing: {', '.join(unanswered)}."]
+    elif unknown:
+        errors["answers"] = [f"Not criteria to answer in this protocol: {', '.join(unknown)}."]
     if errors:
         raise InvalidInput(errors=errors)
 

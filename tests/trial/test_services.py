@@ -144,6 +144,8 @@ def test_subject_numbers_run_per_site(coordinator1, coordinator2, site1, site2):
         ({"consent_date": TODAY}, "consent_date"),
         ({"initials": "Z1"}, "initials"),
         ({"answers": {"IN5": True}}, "answers"),
+        ({"answers": answers(IN2=True)}, "answers"),  # a computed criterion cannot be ticked
+        ({"answers": answers(EX99=False)}, "answers"),
     ],
 )
 def test_bad_screening_input_names_the_field_and_writes_nothing(coordinator1, site1, changes, field):
