@@ -1,4 +1,13 @@
 from django.urls import path
 
+from trial import views
+
 app_name = "trial"
-urlpatterns: list = []  # pages: being written
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("participants/", views.participant_list, name="participant_list"),
+    path("participants/screen/", views.screen, name="screen"),
+    path("participants/<int:pk>/", views.participant_detail, name="participant_detail"),
+    path("participants/<int:pk>/enrol/", views.enrol, name="enrol"),
+    path("matrix/", views.matrix, name="matrix"),
+]

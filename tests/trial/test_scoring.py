@@ -93,5 +93,7 @@ def test_meld_known_value():
 
 def test_meld_caps_creatinine_at_four_and_dialysis_counts_as_four():
     capped = meld(bilirubin_umol_l=Decimal("17.1"), creatinine_umol_l=Decimal("900"), inr=Decimal("1"))
-    dialysis = meld(bilirubin_umol_l=Decimal("17.1"), creatinine_umol_l=Decimal("60"), inr=Decimal("1"), on_dialysis=True)
+    dialysis = meld(
+        bilirubin_umol_l=Decimal("17.1"), creatinine_umol_l=Decimal("60"), inr=Decimal("1"), on_dialysis=True
+    )
     assert capped == dialysis == round(9.57 * 1.3862944 + 6.43)

@@ -1,0 +1,217 @@
+"""Reads of the trial app that are more than one queryset. Every one starts from a trial/access.py queryset.
+
+Each page's reads run a fixed number of queries, whatever the number of sites, participants or visits.
+"""
+
+import datetime
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from trial import access
+from trial.access import Action
+from trial.models import (
+    Arm,
+    EligibilityCriterion,
+    Participant,
+    ParticipantStatus,
+    Protocol,
+    Site,
+    Visit,
+    VisitDefinition,
+    VisitProgress,
+)
+
+PROTOCOL_CODE = "NCT01573923"
+
+# Statuses a participant reaches only through enrolment: they have a visit schedule.
+ON_SCHEDULE = (
+    ParticipantStatus.ENROLLED,
+    ParticipantStatus.WITHDRAWN,
+    ParticipantStatus.COMPLETED,
+    ParticipantStatus.DIED,
+)
+
+
+def current_protocol() -> Protocol | None:
+    return Protocol.objects.filter(code=PROTOCOL_CODE).order_by("-version").first()
+
+
+def _current_protocol_subquery() -> QuerySet[Protocol]:
+    return Protocol.objects.filter(code=PROTOCOL_CODE).order_by("-version").values("pk")[:1]
+
+
+def asked_criteria() -> list[EligibilityCriterion]:
+    """The criteria the screening form asks (those no rule computes), in protocol order."""
+    return list(EligibilityCriterion.objects.filter(protocol=_current_protocol_subquery(), computed=""))
+
+
+def criteria_by_code(protocol: Protocol) -> dict[str, EligibilityCriterion]:
+    return {criterion.code: criterion for criterion in protocol.criteria.all()}
+
+
+def current_arms() -> list[Arm]:
+    return list(Arm.objects.filter(protocol=_current_protocol_subquery()))
+
+
+def visit_columns() -> list[VisitDefinition]:
+    """The current protocol's visits, M0 to FU36: the columns of the subject matrix."""
+    return list(VisitDefinition.objects.filter(protocol=_current_protocol_subquery()))
+
+
+# --- Site dashboard ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class SiteSummary:
+    site: Site
+    screened: int
+    screen_failures: int
+    eligible: int
+    enrolled_by_arm: dict[str, int] = field(default_factory=dict)
+    arm_counts: list[int] = field(default_factory=list)  # in the order of the protocol's arms
+    visits_due: int = 0
+    visits_overdue: int = 0
+
+    @property
+    def enrolled(self) -> int:
+        return sum(self.enrolled_by_arm.values())
+
+    def enrolled_in(self, arms: list[Arm]) -> list[int]:
+        return [self.enrolled_by_arm.get(arm.code, 0) for arm in arms]
+
+
+def dashboard(user: object, *, today: datetime.date) -> tuple[list[SiteSummary], list[Arm]]:
+    """One row per site the user can see: screening and enrolment counts, and visits due or overdue today.
+
+    Four queries whatever the number of sites: sites with their status counts, arms, enrolments by site and
+    arm, visits due and overdue by site.
+    """
+    arms = current_arms()
+    rows = {site.pk: _summary(site) for site in _sites_with_status_counts(user)}
+    for site_id, arm_code, count in _enrolled_by_site_and_arm(user):
+        rows[site_id].enrolled_by_arm[arm_code] = count
+    for visit_counts in _visit_counts_by_site(user, today):
+        row = rows[visit_counts["participant__site_id"]]
+        row.visits_due, row.visits_overdue = visit_counts["due"], visit_counts["overdue"]
+    for row in rows.values():
+        row.arm_counts = row.enrolled_in(arms)
+    return list(rows.values()), arms
+
+
+def _sites_with_status_counts(user: object) -> QuerySet[Site]:
+    # A GROUP BY query ignores Meta.ordering: order explicitly.
+    return (
+        access.sites(user)
+        .annotate(
+            screened=Count("participants"),
+            screen_failures=Count("participants", filter=Q(participants__status=ParticipantStatus.SCREEN_FAILED)),
+            eligible=Count("participants", filter=Q(participants__status=ParticipantStatus.ELIGIBLE)),
+        )
+        .order_by("number")
+    )
+
+
+def _summary(site: Site) -> SiteSummary:
+    return SiteSummary(site=site, screened=site.screened, screen_failures=site.screen_failures, eligible=site.eligible)
+
+
+def _enrolled_by_site_and_arm(user: object) -> QuerySet:
+    # A withdrawn, completed or deceased participant was enrolled too, and keeps the arm.
+    return (
+        access.participants(user)
+        .filter(arm__isnull=False)
+        .order_by()
+        .values_list("site_id", "arm__code")
+        .annotate(count=Count("pk"))
+    )
+
+
+def _visit_counts_by_site(user: object, today: datetime.date) -> QuerySet:
+    not_started = Q(progress=VisitProgress.NOT_STARTED)
+    return (
+        access.visits(user)
+        .filter(participant__status=ParticipantStatus.ENROLLED)
+        .order_by()
+        .values("participant__site_id")
+        .annotate(
+            due=Count("pk", filter=not_started & Q(window_start__lte=today, window_end__gte=today)),
+            overdue=Count("pk", filter=not_started & Q(window_end__lt=today)),
+        )
+    )
+
+
+# --- Participant list and subject matrix ------------------------------------------------------------------
+
+
+def participant_list(user: object, *, site_id: int | None = None, status: str = "") -> QuerySet[Participant]:
+    """The participants the user can see, with their site and arm joined in, optionally filtered."""
+    queryset = access.participants(user).select_related("site", "arm")
+    if site_id:
+        queryset = queryset.filter(site_id=site_id)
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset
+
+
+def matrix_participants(user: object, *, site_id: int | None = None) -> QuerySet[Participant]:
+    """Participants with a visit schedule; each carries `matrix_visits`, fetched for a whole page in one query."""
+    visits = Visit.objects.select_related("definition").order_by("definition__order")
+    return (
+        participant_list(user, site_id=site_id)
+        .filter(status__in=ON_SCHEDULE)
+        .prefetch_related(Prefetch("visits", queryset=visits, to_attr="matrix_visits"))
+    )
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    visit: Visit | None
+    state: str
+
+
+def matrix_rows(
+    participants: list[Participant], columns: list[VisitDefinition], *, today: datetime.date
+) -> list[tuple[Participant, list[MatrixCell]]]:
+    """Each participant with one cell per column, in column order; a visit the schedule lacks is an empty cell."""
+    rows = []
+    for participant in participants:
+        by_code = {visit.definition.code: visit for visit in participant.matrix_visits}
+        cells = []
+        for column in columns:
+            visit = by_code.get(column.code)
+            cells.append(MatrixCell(visit=visit, state=visit.state_on(today) if visit else ""))
+        rows.append((participant, cells))
+    return rows
+
+
+# --- Participant page -------------------------------------------------------------------------------------
+
+
+def participant_detail(user: object, pk: int) -> Participant:
+    """The participant with the screening and who enrolled them; 404 when out of the user's sites."""
+    queryset = access.participants(user, Action.VIEW).select_related(
+        "site", "arm", "protocol", "screening", "enrolled_by"
+    )
+    return access.get_or_404(queryset, pk=pk)
+
+
+def participant_visits(participant: Participant) -> list[Visit]:
+    return list(participant.visits.select_related("definition").order_by("definition__order"))
+
+
+@dataclass(frozen=True)
+class ScreenFailure:
+    code: str
+    criterion: EligibilityCriterion | None
+    detail: str
+
+
+def screen_failures(participant: Participant) -> list[ScreenFailure]:
+    """Every criterion the candidate failed at screening, with the rule's own detail (e.g. the age found)."""
+    criteria = criteria_by_code(participant.protocol)
+    failures = []
+    for reason in participant.screen_failure_reasons:
+        code, _, detail = reason.partition(": ")
+        failures.append(ScreenFailure(code=code, criterion=criteria.get(code), detail=detail))
+    return failures

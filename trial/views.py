@@ -1,0 +1,131 @@
+"""The trial's pages. Thin: reads come from trial/selectors.py (built on trial/access.py), writes from services."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from trial import access, selectors
+from trial.access import Action
+from trial.errors import EligibilityError, InvalidInput
+from trial.forms import EnrolmentForm, ParticipantFilterForm, ScreeningForm
+from trial.models import ParticipantStatus, VisitState
+from trial.services import participant_enrol, participant_screen
+
+PAGE_SIZE = 50
+
+
+@login_required
+@require_http_methods(["GET"])
+def dashboard(request: HttpRequest) -> HttpResponse:
+    today = timezone.localdate()
+    rows, arms = selectors.dashboard(request.user, today=today)
+    return render(request, "trial/dashboard.html", {"rows": rows, "arms": arms, "today": today})
+
+
+@login_required
+@require_http_methods(["GET"])
+def participant_list(request: HttpRequest) -> HttpResponse:
+    filter_form = ParticipantFilterForm(
+        request.GET, sites=access.sites(request.user), statuses=ParticipantStatus.choices
+    )
+    participants = selectors.participant_list(request.user, **filter_form.filters())
+    page = Paginator(participants, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"filter_form": filter_form, "page": page, "today": timezone.localdate()}
+    return render(request, "trial/participant_list.html", context)
+
+
+@login_required
+@require_http_methods(["GET"])
+def matrix(request: HttpRequest) -> HttpResponse:
+    filter_form = ParticipantFilterForm(request.GET, sites=access.sites(request.user))
+    participants = selectors.matrix_participants(request.user, site_id=filter_form.filters()["site_id"])
+    page = Paginator(participants, PAGE_SIZE).get_page(request.GET.get("page"))
+    today = timezone.localdate()
+    columns = selectors.visit_columns()
+    rows = selectors.matrix_rows(list(page.object_list), columns, today=today)
+    context = {
+        "filter_form": filter_form,
+        "page": page,
+        "columns": columns,
+        "rows": rows,
+        "states": VisitState.choices,
+        "today": today,
+    }
+    return render(request, "trial/matrix.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def screen(request: HttpRequest) -> HttpResponse:
+    if not access.can_anywhere(request.user, Action.SCREEN):
+        raise PermissionDenied(_("Your role does not allow screening candidates."))
+    form = ScreeningForm(
+        request.POST or None, sites=access.sites(request.user, Action.SCREEN), criteria=selectors.asked_criteria()
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            participant = participant_screen(
+                user=request.user, site=form.cleaned_data["site"], data=form.screening_input()
+            )
+        except InvalidInput as exc:
+            form.add_domain_errors(exc.errors)
+        else:
+            _report_screening(request, participant)
+            return redirect("trial:participant_detail", pk=participant.pk)
+    return render(request, "trial/screen.html", {"form": form})
+
+
+def _report_screening(request: HttpRequest, participant: object) -> None:
+    if participant.status == ParticipantStatus.ELIGIBLE:
+        messages.success(request, _("%(number)s screened: eligible.") % {"number": participant.screening_number})
+    else:
+        messages.warning(request, _("%(number)s screened: screen failure.") % {"number": participant.screening_number})
+
+
+@login_required
+@require_http_methods(["GET"])
+def participant_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    participant = selectors.participant_detail(request.user, pk)
+    context = {
+        "participant": participant,
+        "visits": selectors.participant_visits(participant),
+        "failures": selectors.screen_failures(participant),
+        "can_enrol": participant.status == ParticipantStatus.ELIGIBLE
+        and access.can(request.user, Action.ENROL, participant.site_id),
+        "today": timezone.localdate(),
+    }
+    return render(request, "trial/participant_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def enrol(request: HttpRequest, pk: int) -> HttpResponse:
+    participant = access.participant_or_404(request.user, pk, Action.ENROL)
+    if participant.status != ParticipantStatus.ELIGIBLE:
+        messages.error(request, _("Only an eligible candidate can be enrolled."))
+        return redirect("trial:participant_detail", pk=participant.pk)
+    form = EnrolmentForm(request.POST or None, arms=list(participant.protocol.arms.all()))
+    if request.method == "POST" and form.is_valid():
+        try:
+            participant = participant_enrol(
+                user=request.user,
+                participant=participant,
+                arm_code=form.cleaned_data["arm"],
+                enrolment_date=form.cleaned_data["enrolment_date"],
+            )
+        except (InvalidInput, EligibilityError) as exc:
+            form.add_domain_errors(exc.errors)
+        else:
+            messages.success(
+                request,
+                _("%(number)s enrolled as %(subject)s.")
+                % {"number": participant.screening_number, "subject": participant.subject_id},
+            )
+            return redirect("trial:participant_detail", pk=participant.pk)
+    return render(request, "trial/enrol.html", {"participant": participant, "form": form})
