@@ -8,6 +8,8 @@ from pathlib import Path
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from trial import access, protocol_file
 from trial.access import Action
@@ -158,20 +160,20 @@ def _validate_screening(protocol: Protocol, data: ScreeningInput) -> None:
             errors[field] = [message]
     today = timezone.localdate()
     if data.screening_date > today:
-        errors["screening_date"] = ["The screening date cannot be in the future."]
+        errors["screening_date"] = [_("The screening date cannot be in the future.")]
     if data.date_of_birth >= data.screening_date:
-        errors["date_of_birth"] = ["The date of birth must be before the screening date."]
+        errors["date_of_birth"] = [_("The date of birth must be before the screening date.")]
     if data.consent_date and data.consent_date > data.screening_date:
-        errors["consent_date"] = ["Consent must be given on or before the screening date."]
+        errors["consent_date"] = [_("Consent must be given on or before the screening date.")]
     if not data.initials.isalpha() or not 2 <= len(data.initials) <= 4:
-        errors["initials"] = ["Initials are 2 to 4 letters."]
+        errors["initials"] = [_("Initials are 2 to 4 letters.")]
     asked = set(protocol.criteria.filter(computed="").values_list("code", flat=True))
     unanswered = sorted(asked - set(data.answers))
     unknown = sorted(set(data.answers) - asked)
     if unanswered:
-        errors["answers"] = [f"Answer every criterion; missing: {', '.join(unanswered)}."]
+        errors["answers"] = [_("Answer every criterion; missing: %(codes)s.") % {"codes": ", ".join(unanswered)}]
     elif unknown:
-        errors["answers"] = [f"Not criteria to answer in this protocol: {', '.join(unknown)}."]
+        errors["answers"] = [_("Not criteria to answer in this protocol: %(codes)s.") % {"codes": ", ".join(unknown)}]
     if errors:
         raise InvalidInput(errors=errors)
 
@@ -183,10 +185,14 @@ def hard_range_error(item: ItemDefinition, value: Decimal) -> str:
     if not (too_low or too_high):
         return ""
     unit = f" {item.unit}" if item.unit else ""
-    return (
-        f"{item.label}: {value}{unit} is outside the allowed range "
-        f"{item.hard_min.normalize():f}-{item.hard_max.normalize():f}{unit}."
-    )
+    label = item.label_zh if get_language() == "zh-hans" and item.label_zh else item.label
+    return _("%(item)s: %(value)s%(unit)s is outside the allowed range %(low)s-%(high)s%(unit)s.") % {
+        "item": label,
+        "value": value,
+        "unit": unit,
+        "low": f"{item.hard_min.normalize():f}",
+        "high": f"{item.hard_max.normalize():f}",
+    }
 
 
 def _child_pugh(protocol: Protocol, data: ScreeningInput) -> ChildPugh:
@@ -240,11 +246,12 @@ def participant_enrol(
     access.require(user, Action.ENROL, participant.site_id)
     if participant.status != ParticipantStatus.ELIGIBLE:
         raise EligibilityError(
-            f"Only an eligible candidate can be enrolled; {participant} is {participant.get_status_display()}."
+            _("Only an eligible candidate can be enrolled; %(participant)s is %(status)s.")
+            % {"participant": participant, "status": participant.get_status_display()}
         )
     arm = Arm.objects.filter(protocol_id=participant.protocol_id, code=arm_code).first()
     if arm is None:
-        raise InvalidInput(errors={"arm": [f"{arm_code!r} is not an arm of this protocol."]})
+        raise InvalidInput(errors={"arm": [_("%(arm)s is not an arm of this protocol.") % {"arm": repr(arm_code)}]})
     _validate_enrolment_date(participant, enrolment_date)
     participant.subject_id = _next_number(participant.site, "subject_id", f"{participant.site.number:02d}-")
     participant.status = ParticipantStatus.ENROLLED
@@ -272,9 +279,9 @@ def participant_enrol(
 def _validate_enrolment_date(participant: Participant, enrolment_date: datetime.date) -> None:
     screening_date = participant.screening.screening_date
     if enrolment_date < screening_date:
-        raise InvalidInput(errors={"enrolment_date": ["Enrolment cannot precede screening."]})
+        raise InvalidInput(errors={"enrolment_date": [_("Enrolment cannot precede screening.")]})
     if enrolment_date > timezone.localdate():
-        raise InvalidInput(errors={"enrolment_date": ["The enrolment date cannot be in the future."]})
+        raise InvalidInput(errors={"enrolment_date": [_("The enrolment date cannot be in the future.")]})
 
 
 def schedule(participant: Participant) -> list[Visit]:
@@ -300,11 +307,12 @@ def visit_date_record(*, user: object, visit: Visit, visit_date: datetime.date) 
     visit = Visit.objects.select_for_update().select_related("participant").get(pk=visit.pk)
     access.require(user, Action.ENTER_DATA, visit.participant.site_id)
     if visit.progress in {VisitProgress.COMPLETE, VisitProgress.MISSED}:
-        raise InvalidInput(errors={"visit_date": [f"The visit is {visit.get_progress_display()}."]})
+        message = _("The visit is %(progress)s.") % {"progress": visit.get_progress_display()}
+        raise InvalidInput(errors={"visit_date": [message]})
     if visit_date > timezone.localdate():
-        raise InvalidInput(errors={"visit_date": ["The visit date cannot be in the future."]})
+        raise InvalidInput(errors={"visit_date": [_("The visit date cannot be in the future.")]})
     if visit_date < visit.participant.enrolment_date:
-        raise InvalidInput(errors={"visit_date": ["A visit cannot precede enrolment."]})
+        raise InvalidInput(errors={"visit_date": [_("A visit cannot precede enrolment.")]})
     old = visit.visit_date
     visit.visit_date = visit_date
     visit.progress = VisitProgress.IN_PROGRESS
@@ -323,7 +331,7 @@ def visit_complete(*, user: object, visit: Visit) -> Visit:
     visit = Visit.objects.select_for_update().select_related("participant").get(pk=visit.pk)
     access.require(user, Action.ENTER_DATA, visit.participant.site_id)
     if visit.visit_date is None:
-        raise InvalidInput(errors={"visit_date": ["Record the visit date before completing the visit."]})
+        raise InvalidInput(errors={"visit_date": [_("Record the visit date before completing the visit.")]})
     return _visit_progress_set(user, visit, VisitProgress.COMPLETE, reason="")
 
 
@@ -334,11 +342,11 @@ def visit_missed(*, user: object, visit: Visit, reason: str) -> Visit:
     access.require(user, Action.ENTER_DATA, visit.participant.site_id)
     errors = {}
     if not reason.strip():
-        errors["reason"] = ["Say why the visit was missed."]
+        errors["reason"] = [_("Say why the visit was missed.")]
     if visit.visit_date is not None or visit.progress != VisitProgress.NOT_STARTED:
-        errors["__all__"] = ["A visit that took place cannot be missed."]
+        errors["__all__"] = [_("A visit that took place cannot be missed.")]
     elif timezone.localdate() <= visit.window_end:
-        errors["__all__"] = ["A visit can be declared missed only once its window has closed."]
+        errors["__all__"] = [_("A visit can be declared missed only once its window has closed.")]
     if errors:
         raise InvalidInput(errors=errors)
     return _visit_progress_set(user, visit, VisitProgress.MISSED, reason=reason.strip())
