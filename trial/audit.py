@@ -48,6 +48,8 @@ def _content_hash(record: AuditRecord) -> str:
 
 
 def _lock_chain() -> None:
+    # A statement of its own: in READ COMMITTED a statement reads the snapshot taken when it starts, so a head
+    # read in the locking statement could miss the row the previous lock holder committed, and fork the chain.
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])

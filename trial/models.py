@@ -135,6 +135,7 @@ class ItemDefinition(models.Model):
     required = models.BooleanField(default=False)
     choices = models.JSONField(default=list, blank=True, help_text="[[code, label, label_zh], ...] for choice items.")
     derived = models.CharField(max_length=200, blank=True, help_text="Formula of a computed item; never typed.")
+    in_window = models.BooleanField(default=False, help_text="A date that must fall inside the visit window.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["form", "code"], name="itemdef_form_code_unique")]

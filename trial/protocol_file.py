@@ -115,4 +115,5 @@ def _item(form: FormDefinition, order: int, item: dict) -> ItemDefinition:
         required=item.get("required", False),
         choices=item.get("choices", []),
         derived=item.get("derived", ""),
+        in_window=item.get("window", False),
     )

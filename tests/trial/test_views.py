@@ -569,11 +569,11 @@ def make_enrolled(count: int, site: Site, user: object) -> None:
     Visit.objects.bulk_create([visit for participant in participants for visit in schedule(participant)])
 
 
-# Session, user, memberships, then the page's own reads.
+# User and memberships (the session comes from the cache), then the page's own reads.
 EXPECTED_QUERIES = {
-    "trial:dashboard": 7,  # + arms, sites with status counts, enrolments by arm, visits due/overdue
-    "trial:participant_list": 6,  # + sites of the filter, count, one page of participants with site and arm
-    "trial:matrix": 8,  # + sites of the filter, count, page of participants, their visits, visit columns
+    "trial:dashboard": 6,  # + arms, sites with status counts, enrolments by arm, visits due/overdue
+    "trial:participant_list": 5,  # + sites of the filter, count, one page of participants with site and arm
+    "trial:matrix": 7,  # + sites of the filter, count, page of participants, their visits, visit columns
 }
 
 

@@ -1,0 +1,9 @@
+from trial.errors import DomainError
+
+
+class StaleVersionError(DomainError):
+    """The form changed since the user loaded it; their save would overwrite someone else's."""
+
+    def __init__(self, message: str, *, current_version: int) -> None:
+        self.current_version = current_version
+        super().__init__(message)

@@ -1,0 +1,132 @@
+"""Captured data: one form instance per participant x visit x form definition, and its typed item values."""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from trial.models import FormDefinition, ItemDefinition, Visit
+
+
+class FormState(models.TextChoices):
+    NOT_STARTED = "not_started", _("Not started")
+    IN_PROGRESS = "in_progress", _("In progress")
+    COMPLETE = "complete", _("Complete")
+
+
+class FormInstance(models.Model):
+    """A CRF of one visit. `version` rises with every save, so a save built on an older one is refused."""
+
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="forms")
+    definition = models.ForeignKey(FormDefinition, on_delete=models.PROTECT, related_name="instances")
+    state = models.CharField(max_length=16, choices=FormState.choices, default=FormState.NOT_STARTED)
+    version = models.PositiveIntegerField(default=0)
+    first_completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["visit", "definition"], name="form_visit_definition_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.visit} {self.definition.code}"
+
+
+class MissingReason(models.TextChoices):
+    NOT_DONE = "not_done", _("Not done")
+    NOT_APPLICABLE = "not_applicable", _("Not applicable")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class Flag(models.TextChoices):
+    """Why a saved value needs a second look. Hard-range breaches are never saved, so have no flag."""
+
+    HIGH = "high", _("Above reference range")
+    LOW = "low", _("Below reference range")
+    RULE = "rule", _("Breaks a cross-item check")
+    WINDOW = "window", _("Outside the visit window")
+
+
+class ItemValue(models.Model):
+    """One item of one visit: a typed value, or the reason it is missing. Keyed by visit and item, so a
+    bulk upsert needs no form instance id and derived items of one form can read items of another."""
+
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="item_values")
+    item = models.ForeignKey(ItemDefinition, on_delete=models.PROTECT, related_name="values")
+    number = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    text = models.TextField(blank=True, help_text="Text, choice codes, and 'true'/'false' for yes/no items.")
+    date = models.DateField(null=True, blank=True)
+    missing_reason = models.CharField(max_length=16, choices=MissingReason.choices, blank=True)
+    flags = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["visit", "item"], name="itemvalue_visit_item_unique"),
+            models.CheckConstraint(
+                condition=models.Q(missing_reason="")
+                | models.Q(number__isnull=True, text="", date__isnull=True),
+                name="itemvalue_value_or_missing_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.visit} {self.item.code}={self.display}"
+
+    @property
+    def display(self) -> str:
+        if self.missing_reason:
+            return f"({self.get_missing_reason_display()})"
+        if self.number is not None:
+            return format_number(self.number)
+        if self.date is not None:
+            return self.date.isoformat()
+        return self.text
+
+
+def format_number(value: object) -> str:
+    """A Decimal as typed, without the trailing zeros the column's scale adds."""
+    return f"{value.normalize():f}"
+
+
+class QueryState(models.TextChoices):
+    OPEN = "open", _("Open")
+    ANSWERED = "answered", _("Answered")
+    CLOSED = "closed", _("Closed")
+
+
+class QueryOrigin(models.TextChoices):
+    AUTOMATIC = "automatic", _("Raised by an edit check")
+    MANUAL = "manual", _("Raised by a person")
+
+
+class Query(models.Model):
+    """A discrepancy note on an item of a visit. Automatic ones are raised and closed by the edit checks."""
+
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="queries")
+    item = models.ForeignKey(ItemDefinition, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    origin = models.CharField(max_length=16, choices=QueryOrigin.choices)
+    check_code = models.CharField(max_length=64, blank=True, help_text="The edit check that raised it.")
+    state = models.CharField(max_length=16, choices=QueryState.choices, default=QueryState.OPEN)
+    message = models.TextField()
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "queries"
+        constraints = [
+            # An edit check raises one query per item until it is closed: re-saving never duplicates it.
+            models.UniqueConstraint(
+                fields=["visit", "item", "check_code"],
+                condition=models.Q(origin="automatic") & ~models.Q(state="closed"),
+                name="query_one_open_automatic_per_check",
+            ),
+        ]
+        indexes = [models.Index(fields=["visit", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.visit} {self.item.code if self.item else ''}: {self.message}"
