@@ -65,8 +65,10 @@ def parse(item: ItemDefinition, raw: object) -> Typed:
 
 def _parse_number(item: ItemDefinition, text: str) -> Typed:
     if not _NUMBER.match(text):
-        raise ParseError(_("%(item)s: enter a number such as 48 or 48.5, not %(text)s.") % {
-            "item": item.label, "text": repr(text)[:40]})
+        raise ParseError(
+            _("%(item)s: enter a number such as 48 or 48.5, not %(text)s.")
+            % {"item": item.label, "text": repr(text)[:40]}
+        )
     number = Decimal(text)
     if item.data_type == DataType.INTEGER and number != number.to_integral_value():
         raise ParseError(_("%(item)s: enter a whole number.") % {"item": item.label})

@@ -39,8 +39,9 @@ def compute(item: ItemDefinition, form_code: str, values: Values, protocol: Prot
     return _FUNCTIONS[call.group(1)](protocol, *args)
 
 
-def _child_pugh(protocol: Protocol, bilirubin: Decimal, albumin: Decimal, inr: Decimal, ascites: str,
-                encephalopathy: str) -> object:
+def _child_pugh(
+    protocol: Protocol, bilirubin: Decimal, albumin: Decimal, inr: Decimal, ascites: str, encephalopathy: str
+) -> object:
     return child_pugh(
         table=protocol.child_pugh_table,
         bilirubin=bilirubin,

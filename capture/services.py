@@ -1,0 +1,458 @@
+"""Every write of captured data. The page, the API and the bulk import all call these."""
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from capture import derive
+from capture.checks import (
+    EMPTY,
+    ParseError,
+    Typed,
+    parse,
+    parse_missing,
+    reference_flag,
+    rule_failures,
+    window_check_code,
+    window_flag,
+)
+from capture.definitions import FormSpec, item_by_id, protocol_forms, visit_forms
+from capture.errors import StaleVersionError
+from capture.models import Flag, FormInstance, FormState, ItemValue, Query, QueryOrigin, QueryState
+from trial import access
+from trial.access import Action
+from trial.audit import AuditEntry, audit_write
+from trial.errors import InvalidInput
+from trial.models import ItemDefinition, Visit, VisitProgress
+
+# Flags a person must look at: each raises an automatic query on its item.
+QUERY_FLAGS = (Flag.RULE, Flag.WINDOW)
+StoredValues = dict[tuple[str, str], ItemValue]
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    item: ItemDefinition
+    value: Typed
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FormSaveResult:
+    form: FormInstance
+    items: dict[str, ItemResult]
+    changed: tuple[str, ...]
+    queries_opened: int
+    queries_closed: int
+
+
+@dataclass
+class _Pending:
+    """What the save will write, gathered before any write so that a refusal writes nothing."""
+
+    visit: Visit
+    spec: FormSpec
+    values: dict[tuple[str, str], Typed]  # the visit's values after the save, for every touched item
+    flags: dict[tuple[str, str], tuple[str, ...]]
+    queries: dict[tuple[str, str], list[tuple[str, str]]]  # item -> [(check code, message)] that fire
+
+
+def visit_for_entry(*, user: object, visit_id: int) -> Visit:
+    """The visit, locked for the rest of the transaction, if the user may enter its data (else 404/403)."""
+    visit = access.get_or_404(
+        access.visits(user)
+        .select_for_update(of=("self",))
+        .select_related("participant__protocol", "participant__arm", "definition"),
+        pk=visit_id,
+    )
+    access.require(user, Action.ENTER_DATA, visit.participant.site_id)
+    return visit
+
+
+@transaction.atomic
+def form_save(
+    *,
+    user: object,
+    visit_id: int,
+    form_code: str,
+    version: int,
+    values: Mapping[str, object] | None = None,
+    missing: Mapping[str, str] | None = None,
+    reason: str = "",
+    complete: bool = False,
+    partial: bool = False,
+) -> FormSaveResult:
+    """Save one CRF of a visit, all its items at once, as the coordinator typed them from the source.
+
+    `values` are the entries as typed, keyed by item code; `missing` gives the reason an item has no value.
+    Without `partial`, an item given in neither is emptied. Once the form was first completed, every change
+    needs a `reason`. A save built on a `version` other than the current one is refused (StaleVersionError);
+    an entry that breaks a hard range or a type is refused (InvalidInput keyed by item code): nothing is
+    written then. Values outside their reference range are saved and flagged; a broken cross-item check or
+    a date outside the visit window is saved, flagged and raises an automatic query, which closes itself when
+    a correction clears it.
+    """
+    visit = visit_for_entry(user=user, visit_id=visit_id)
+    spec = _form_of(visit, form_code)
+    entered = _parse_entries(spec, values or {}, missing or {})
+    instances = {form.definition_id: form for form in FormInstance.objects.filter(visit=visit)}
+    instance = instances.get(spec.definition.pk) or FormInstance(visit=visit, definition=spec.definition)
+    if instance.version != version:
+        raise StaleVersionError(
+            _(
+                "Someone saved this form after you opened it (version %(current)s, yours %(yours)s). "
+                "Nothing was saved: review the current values and enter your changes again."
+            )
+            % {"current": instance.version, "yours": version},
+            current_version=instance.version,
+        )
+    stored = _stored_values(visit)
+    pending = _pending(visit, spec, entered, stored, partial)
+    changed = _changed(pending, stored)
+    state = _next_state(instance, pending, complete, changed, reason)
+    now = timezone.now()
+    _write_values(pending, stored, changed, now)
+    old_state = instance.state
+    _write_instance(instance, user, state, now)
+    opened, closed = _sync_queries(pending, stored, user, now)
+    audit_write(
+        user=user,
+        participant=visit.participant,
+        entries=[
+            *_value_entries(instance, pending, stored, changed, reason),
+            *_state_entries(instance, old_state, reason),
+            *_visit_updates(visit, pending, instances, instance),
+        ],
+    )
+    return FormSaveResult(
+        form=instance,
+        items=_results(spec, pending, stored),
+        changed=tuple(code for form, code in changed if form == spec.code),
+        queries_opened=opened,
+        queries_closed=closed,
+    )
+
+
+def _form_of(visit: Visit, form_code: str) -> FormSpec:
+    for spec in visit_forms(visit):
+        if spec.code == form_code:
+            return spec
+    raise InvalidInput(errors={"form": [_("%(form)s is not collected at this visit.") % {"form": form_code}]})
+
+
+def _parse_entries(spec: FormSpec, values: Mapping[str, object], missing: Mapping[str, str]) -> dict[str, Typed]:
+    errors: dict[str, list[str]] = {}
+    entered: dict[str, Typed] = {}
+    for code in sorted(set(values) | set(missing)):
+        item = spec.by_code.get(code)
+        if item is None or item.derived:
+            errors[code] = [_("%(code)s is not an item entered on this form.") % {"code": code}]
+            continue
+        try:
+            entered[code] = _parse_entry(item, values.get(code), missing.get(code))
+        except ParseError as error:
+            errors[code] = [str(error)]
+    if errors:
+        raise InvalidInput(errors=errors)
+    return entered
+
+
+def _parse_entry(item: ItemDefinition, raw: object, missing_reason: str | None) -> Typed:
+    value = parse(item, raw)
+    if missing_reason:
+        if value.has_value:
+            raise ParseError(_("%(item)s: give a value or the reason it is missing, not both.") % {"item": item.label})
+        return parse_missing(item, missing_reason)
+    return value
+
+
+def _stored_values(visit: Visit) -> StoredValues:
+    protocol_items = item_by_id(visit.participant.protocol)
+    stored = {}
+    for value in ItemValue.objects.filter(visit=visit):
+        spec, item = protocol_items[value.item_id]
+        value.item = item
+        stored[(spec.code, item.code)] = value
+    return stored
+
+
+def typed_of(value: ItemValue | None) -> Typed:
+    if value is None:
+        return EMPTY
+    return Typed(number=value.number, text=value.text, date=value.date, missing_reason=value.missing_reason)
+
+
+def _pending(visit: Visit, spec: FormSpec, entered: dict[str, Typed], stored: StoredValues, partial: bool) -> _Pending:
+    values: dict[tuple[str, str], Typed] = {}
+    for item in spec.entered:
+        key = (spec.code, item.code)
+        if item.code in entered:
+            values[key] = entered[item.code]
+        else:
+            values[key] = typed_of(stored.get(key)) if partial else EMPTY
+    values.update(_derived(visit, spec, values, stored))
+    pending = _Pending(visit=visit, spec=spec, values=values, flags={}, queries={})
+    _apply_checks(pending)
+    return pending
+
+
+def _derived(visit: Visit, spec: FormSpec, values: dict, stored: StoredValues) -> dict[tuple[str, str], Typed]:
+    """Every derived item of the visit whose inputs include an item of the saved form, recomputed."""
+    protocol = visit.participant.protocol
+    known: derive.Values = {key: _plain(typed_of(value)) for key, value in stored.items()}
+    known.update({key: _plain(value) for key, value in values.items()})
+    derived = {}
+    for other in visit_forms(visit):
+        for item in other.derived:
+            if any(form == spec.code for form, _code in derive.inputs(item, other.code)):
+                result = derive.compute(item, other.code, known, protocol)
+                derived[(other.code, item.code)] = _typed_result(result)
+    return derived
+
+
+def _plain(value: Typed) -> object:
+    return value.number if value.number is not None else (value.text or None)
+
+
+def _typed_result(result: Decimal | str | None) -> Typed:
+    if result is None:
+        return EMPTY
+    return Typed(number=result) if isinstance(result, Decimal) else Typed(text=result)
+
+
+def _apply_checks(pending: _Pending) -> None:
+    specs = protocol_forms(pending.visit.participant.protocol)
+    numbers: dict[str, dict[str, Decimal | None]] = {}
+    for (form_code, item_code), value in pending.values.items():
+        item = specs[form_code].by_code[item_code]
+        flags = [reference_flag(item, value.number), window_flag(item, value.date, pending.visit)]
+        pending.flags[(form_code, item_code)] = tuple(flag for flag in flags if flag)
+        numbers.setdefault(form_code, {})[item_code] = value.number
+        if Flag.WINDOW in flags:
+            message = _("%(item)s %(date)s is outside the visit window %(start)s to %(end)s.") % {
+                "item": item.label,
+                "date": value.date,
+                "start": pending.visit.window_start,
+                "end": pending.visit.window_end,
+            }
+            pending.queries.setdefault((form_code, item_code), []).append((window_check_code(pending.visit), message))
+    for form_code, form_numbers in numbers.items():
+        for check in rule_failures(specs[form_code].definition.checks, form_numbers):
+            key = (form_code, check["left"])
+            pending.flags[key] = (*pending.flags[key], Flag.RULE)
+            pending.queries.setdefault(key, []).append((check["code"], check["message"]))
+
+
+def _changed(pending: _Pending, stored: StoredValues) -> list[tuple[str, str]]:
+    """Items whose value or flags differ from what is stored."""
+    changed = []
+    for key, value in pending.values.items():
+        before = stored.get(key)
+        if typed_of(before) != value or (before is not None and tuple(before.flags) != pending.flags[key]):
+            changed.append(key)
+        elif before is None and pending.flags[key]:
+            changed.append(key)
+    return changed
+
+
+def _value_changes(pending: _Pending, changed: list) -> list[tuple[str, str]]:
+    """Changed items of the saved form that a person entered (not derived, not only re-flagged)."""
+    spec = pending.spec
+    return [key for key in changed if key[0] == spec.code and not spec.by_code[key[1]].derived]
+
+
+def _next_state(instance: FormInstance, pending: _Pending, complete: bool, changed: list, reason: str) -> str:
+    errors: dict[str, list[str]] = {}
+    if instance.first_completed_at and _value_changes(pending, changed) and not reason.strip():
+        errors["reason"] = [_("This form was completed before: give the reason for the change.")]
+    incomplete = _required_without_value(pending)
+    if complete and incomplete:
+        for item in incomplete:
+            errors[item.code] = [
+                _("%(item)s is required: enter a value or the reason it is missing.") % {"item": item.label}
+            ]
+    if errors:
+        raise InvalidInput(errors=errors)
+    if complete or (instance.state == FormState.COMPLETE and not incomplete):
+        return FormState.COMPLETE
+    return FormState.IN_PROGRESS
+
+
+def _required_without_value(pending: _Pending) -> list[ItemDefinition]:
+    spec = pending.spec
+    return [item for item in spec.entered if item.required and pending.values[(spec.code, item.code)].is_empty]
+
+
+def _write_values(pending: _Pending, stored: StoredValues, changed: list, now: datetime.datetime) -> None:
+    """One upsert statement for every changed item, whatever their number."""
+    if not changed:
+        return
+    specs = protocol_forms(pending.visit.participant.protocol)
+    rows = []
+    for key in changed:
+        value = pending.values[key]
+        rows.append(
+            ItemValue(
+                visit=pending.visit,
+                item=specs[key[0]].by_code[key[1]],
+                number=value.number,
+                text=value.text,
+                date=value.date,
+                missing_reason=value.missing_reason,
+                flags=list(pending.flags[key]),
+                updated_at=now,
+            )
+        )
+    ItemValue.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["visit", "item"],
+        update_fields=["number", "text", "date", "missing_reason", "flags", "updated_at"],
+    )
+
+
+def _write_instance(instance: FormInstance, user: object, state: str, now: datetime.datetime) -> None:
+    instance.version += 1
+    instance.state = state
+    instance.updated_at = now
+    instance.updated_by = user
+    if state == FormState.COMPLETE and instance.first_completed_at is None:
+        instance.first_completed_at = now
+    if instance.pk is None:
+        instance.save()
+    else:
+        # The visit row is locked, so nobody changed the version since it was read.
+        instance.save(update_fields=["version", "state", "updated_at", "updated_by", "first_completed_at"])
+
+
+def _sync_queries(pending: _Pending, stored: StoredValues, user: object, now: datetime.datetime) -> tuple[int, int]:
+    """Raise a query for each check that newly fires; close the automatic queries of checks now cleared."""
+    specs = protocol_forms(pending.visit.participant.protocol)
+    new = []
+    for key, fired in pending.queries.items():
+        before = set(stored[key].flags) if key in stored else set()
+        for check_code, message in fired:
+            if not any(flag in before for flag in _flags_of_check(check_code)):
+                new.append(
+                    Query(
+                        visit=pending.visit,
+                        item=specs[key[0]].by_code[key[1]],
+                        origin=QueryOrigin.AUTOMATIC,
+                        check_code=check_code,
+                        message=message,
+                        created_at=now,
+                        created_by=None,
+                    )
+                )
+    if new:
+        Query.objects.bulk_create(new, ignore_conflicts=True)
+    cleared = [
+        specs[key[0]].by_code[key[1]].pk
+        for key in pending.values
+        if key in stored
+        and any(flag in stored[key].flags for flag in QUERY_FLAGS)
+        and not any(flag in pending.flags[key] for flag in QUERY_FLAGS)
+    ]
+    closed = 0
+    if cleared:
+        closed = (
+            Query.objects.filter(visit=pending.visit, item_id__in=cleared, origin=QueryOrigin.AUTOMATIC)
+            .exclude(state=QueryState.CLOSED)
+            .update(state=QueryState.CLOSED, closed_at=now)
+        )
+    return len(new), closed
+
+
+def _flags_of_check(check_code: str) -> tuple[str, ...]:
+    return (Flag.WINDOW,) if check_code.startswith("WINDOW_") else (Flag.RULE,)
+
+
+def _value_entries(
+    instance: FormInstance, pending: _Pending, stored: StoredValues, changed: list, reason: str
+) -> list[AuditEntry]:
+    entries = []
+    for key in changed:
+        before, after = typed_of(stored.get(key)), pending.values[key]
+        if before == after:
+            continue  # only the flags changed: they follow from the data, which the trail already holds
+        derived = key[0] != pending.spec.code or pending.spec.by_code[key[1]].derived
+        entries.append(
+            AuditEntry(
+                object_type="form",
+                object_id=str(instance.pk),
+                action="create" if before.is_empty else "update",
+                form_code=key[0],
+                item_code=key[1],
+                old_value=display(before),
+                new_value=display(after),
+                reason=_("derived") if derived else reason,
+            )
+        )
+    return entries
+
+
+def display(value: Typed) -> str:
+    if value.missing_reason:
+        return f"<{value.missing_reason}>"
+    if value.number is not None:
+        return f"{value.number.normalize():f}"
+    if value.date is not None:
+        return value.date.isoformat()
+    return value.text
+
+
+def _state_entries(instance: FormInstance, old_state: str, reason: str) -> list[AuditEntry]:
+    if old_state == instance.state:
+        return []
+    return [
+        AuditEntry("form", str(instance.pk), "state", instance.definition.code, "", old_state, instance.state, reason)
+    ]
+
+
+def _visit_updates(
+    visit: Visit, pending: _Pending, instances: dict[int, FormInstance], instance: FormInstance
+) -> list[AuditEntry]:
+    """Move the visit along: in progress once data exist, complete once every form is; keep its date."""
+    instances[instance.definition_id] = instance
+    forms = visit_forms(visit)
+    all_complete = all(
+        instances.get(spec.definition.pk) and instances[spec.definition.pk].state == FormState.COMPLETE
+        for spec in forms
+    )
+    progress = VisitProgress.COMPLETE if all_complete else VisitProgress.IN_PROGRESS
+    visit_date = _visit_date(pending) or visit.visit_date
+    if (progress, visit_date) == (visit.progress, visit.visit_date):
+        return []
+    entries = [
+        AuditEntry("visit", str(visit.pk), "update", "", field, str(old or ""), str(new or ""))
+        for field, old, new in (("progress", visit.progress, progress), ("visit_date", visit.visit_date, visit_date))
+        if old != new
+    ]
+    Visit.objects.filter(pk=visit.pk).update(progress=progress, visit_date=visit_date)
+    visit.progress, visit.visit_date = progress, visit_date
+    return entries
+
+
+def _visit_date(pending: _Pending) -> datetime.date | None:
+    form_code, _dot, item_code = pending.visit.participant.protocol.definition["visit_date_item"].partition(".")
+    value = pending.values.get((form_code, item_code))
+    return value.date if value is not None else None
+
+
+def _results(spec: FormSpec, pending: _Pending, stored: StoredValues) -> dict[str, ItemResult]:
+    results = {}
+    for item in spec.items:
+        key = (spec.code, item.code)
+        if key in pending.values:
+            results[item.code] = ItemResult(item=item, value=pending.values[key], flags=pending.flags[key])
+        else:
+            before = stored.get(key)
+            results[item.code] = ItemResult(
+                item=item, value=typed_of(before), flags=tuple(before.flags) if before else ()
+            )
+    return results
