@@ -7,7 +7,10 @@ from config.health import healthz
 
 urlpatterns = [
     path("", include("trial.urls")),
+    path("", include("capture.urls")),
+    path("imports/", include("capture.import_urls")),
     path("api/", include("trial.api_urls")),
+    path("api/v1/", include("capture.api_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),

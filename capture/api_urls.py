@@ -1,0 +1,1 @@
+urlpatterns: list = []  # API: being written

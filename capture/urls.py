@@ -1,0 +1,3 @@
+
+app_name = "capture"
+urlpatterns: list = []  # pages: being written
