@@ -1,0 +1,47 @@
+import pytest
+import yaml
+
+from tests.factories import enrolled
+from trial.protocol_file import DEFAULT_PATH
+from trial.services import protocol_load
+
+
+@pytest.fixture
+def participant(coordinator1, site1):
+    """Enrolled 100 days ago in the MSC arm: M0 is past, M3 (day 91 +/- 14) is inside its window."""
+    return enrolled(coordinator1, site1, arm="MSC", days_ago=100)
+
+
+@pytest.fixture
+def m3(participant):
+    return participant.visits.select_related("definition").get(definition__code="M3")
+
+
+def _numeric_form(code: str, size: int) -> dict:
+    return {
+        "code": code,
+        "name": f"{size}-item panel",
+        "visits": ["M0", "M3", "M6", "M9", "M12"],
+        "items": [
+            {
+                "code": f"X{n:02d}",
+                "label": f"Analyte {n}",
+                "type": "decimal",
+                "unit": "U/L",
+                "hard": [0, 1000],
+                "reference": [10, 50],
+                "required": True,
+            }
+            for n in range(size)
+        ],
+    }
+
+
+@pytest.fixture
+def sized_protocol(protocol, tmp_path):
+    """The protocol amended with a 45-item and a 5-item numeric panel, loaded as the current version."""
+    definition = yaml.safe_load(DEFAULT_PATH.read_text())
+    definition["forms"] += [_numeric_form("P45", 45), _numeric_form("P5", 5)]
+    path = tmp_path / "sized.yaml"
+    path.write_text(yaml.safe_dump(definition, allow_unicode=True))
+    return protocol_load(path=path)[0]
