@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from trial.models import Participant, Role, Site, SiteMembership, Visit, VisitProgress
+from trial.models import Participant, Role, Site, SiteMembership
 from trial.scoring import child_pugh
 from trial.services import (
     ScreeningInput,
@@ -21,9 +21,6 @@ from trial.services import (
     participant_screen,
     protocol_current,
     protocol_load,
-    visit_complete,
-    visit_date_record,
-    visit_missed,
 )
 
 SURNAME_INITIALS = "ZWLCYHZGSXMJ"
@@ -53,7 +50,13 @@ SITE_PLAN = ((1, 9, 1, 2), (2, 7, 1, 1), (3, 4, 0, 1), (4, 5, 0, 1), (5, 4, 1, 1
 
 SCREEN_FAILURES = (
     {"date_of_birth_age": 63},
-    {"total_bilirubin": Decimal("22.0"), "albumin": Decimal("38.0"), "ascites": "none"},  # Child-Pugh A
+    {  # Child-Pugh A, 5 points
+        "total_bilirubin": Decimal("22.0"),
+        "albumin": Decimal("38.0"),
+        "inr": Decimal("1.20"),
+        "ascites": "none",
+        "encephalopathy": "none",
+    },
     {"answers": {**ASKED_CRITERIA_OK, "EX5": True}},  # HIV
     {"consent_date": None},
     {"answers": {**ASKED_CRITERIA_OK, "EX4": True}},  # a tumour
@@ -62,12 +65,12 @@ SCREEN_FAILURES = (
 )
 
 
-def seed(*, password: str) -> tuple[list[str], int]:
-    """Create the demo; returns the usernames and the number of participants created (0 if already seeded)."""
+def seed(*, password: str) -> tuple[dict[str, object], int]:
+    """Create the demo; returns the users by name and the number of participants created (0 if already seeded)."""
     protocol_load()
     users = _users(password)
     if Participant.objects.exists():
-        return list(users), 0
+        return users, 0
     rng = random.Random(1573923)
     created = 0
     for site_number, n_enrolled, n_eligible, n_failed in SITE_PLAN:
@@ -82,7 +85,7 @@ def seed(*, password: str) -> tuple[list[str], int]:
             failure = SCREEN_FAILURES[(site_number + index) % len(SCREEN_FAILURES)]
             participant_screen(user=coordinator, site=site, data=_screening(rng, rng.randint(5, 300), **failure))
         created += n_enrolled + n_eligible + n_failed
-    return list(users), created
+    return users, created
 
 
 @transaction.atomic
@@ -148,35 +151,10 @@ def _eligible_screening(rng: random.Random, days_ago: int) -> ScreeningInput:
 
 
 def _enrolled(rng: random.Random, user: object, site: Site, days_ago: int, *, arm: str) -> None:
+    """An enrolled participant with an empty schedule; capture.demo fills the visits that are past."""
     screening = _eligible_screening(rng, days_ago + rng.randint(3, 14))
     participant = participant_screen(user=user, site=site, data=screening)
     today = timezone.localdate()
     participant_enrol(
         user=user, participant=participant, arm_code=arm, enrolment_date=today - datetime.timedelta(days=days_ago)
     )
-    for visit in Visit.objects.filter(participant=participant).order_by("target_date"):
-        _visit_history(rng, user, visit, today)
-
-
-def _visit_history(rng: random.Random, user: object, visit: Visit, today: datetime.date) -> None:
-    """Past visits mostly took place; now and then one is overdue or missed; current ones are under way."""
-    if visit.window_start > today:
-        return
-    if visit.window_end >= today and rng.random() < 0.5:
-        return  # due: the participant has not come yet
-    if visit.window_end < today:
-        fate = rng.random()
-        if fate < 0.06:
-            return  # overdue: nobody has entered it yet
-        if fate < 0.1:
-            visit_missed(user=user, visit=visit, reason="Participant could not travel to the hospital.")
-            return
-    visit_day = min(visit.target_date + datetime.timedelta(days=rng.randint(-5, 7)), today)
-    visit_day = max(visit_day, visit.participant.enrolment_date)
-    visit_date_record(user=user, visit=visit, visit_date=visit_day)
-    if visit.window_end < today or rng.random() < 0.3:
-        visit_complete(user=user, visit=visit)
-
-
-def demo_progress_summary() -> dict[str, int]:
-    return {state: Visit.objects.filter(progress=state).count() for state in VisitProgress.values}

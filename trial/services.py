@@ -302,40 +302,6 @@ def schedule(participant: Participant) -> list[Visit]:
 
 
 @transaction.atomic
-def visit_date_record(*, user: object, visit: Visit, visit_date: datetime.date) -> Visit:
-    """Record the day a visit took place; the visit is then in progress until its data are complete."""
-    visit = Visit.objects.select_for_update().select_related("participant").get(pk=visit.pk)
-    access.require(user, Action.ENTER_DATA, visit.participant.site_id)
-    if visit.progress in {VisitProgress.COMPLETE, VisitProgress.MISSED}:
-        message = _("The visit is %(progress)s.") % {"progress": visit.get_progress_display()}
-        raise InvalidInput(errors={"visit_date": [message]})
-    if visit_date > timezone.localdate():
-        raise InvalidInput(errors={"visit_date": [_("The visit date cannot be in the future.")]})
-    if visit_date < visit.participant.enrolment_date:
-        raise InvalidInput(errors={"visit_date": [_("A visit cannot precede enrolment.")]})
-    old = visit.visit_date
-    visit.visit_date = visit_date
-    visit.progress = VisitProgress.IN_PROGRESS
-    visit.save(update_fields=["visit_date", "progress"])
-    audit_write(
-        user=user,
-        participant=visit.participant,
-        entries=[AuditEntry("visit", str(visit.pk), "update", "", "visit_date", str(old or ""), str(visit_date))],
-    )
-    return visit
-
-
-@transaction.atomic
-def visit_complete(*, user: object, visit: Visit) -> Visit:
-    """Declare a visit that took place complete."""
-    visit = Visit.objects.select_for_update().select_related("participant").get(pk=visit.pk)
-    access.require(user, Action.ENTER_DATA, visit.participant.site_id)
-    if visit.visit_date is None:
-        raise InvalidInput(errors={"visit_date": [_("Record the visit date before completing the visit.")]})
-    return _visit_progress_set(user, visit, VisitProgress.COMPLETE, reason="")
-
-
-@transaction.atomic
 def visit_missed(*, user: object, visit: Visit, reason: str) -> Visit:
     """Record that a visit did not take place within its window, and why."""
     visit = Visit.objects.select_for_update().select_related("participant").get(pk=visit.pk)

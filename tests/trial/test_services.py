@@ -10,8 +10,6 @@ from trial.models import AuditRecord, Participant, ParticipantStatus, Screening,
 from trial.services import (
     participant_enrol,
     participant_screen,
-    visit_complete,
-    visit_date_record,
     visit_missed,
 )
 
@@ -195,16 +193,6 @@ def test_investigator_may_enrol(coordinator1, investigator1, site1):
     participant = screened(coordinator1, site1)
     participant = participant_enrol(user=investigator1, participant=participant, arm_code="MSC", enrolment_date=TODAY)
     assert participant.enrolled_by == investigator1
-
-
-def test_visit_date_then_complete(coordinator1, site1):
-    participant = enrolled(coordinator1, site1, days_ago=3)
-    m0 = participant.visits.get(definition__code="M0")
-    visit_date_record(user=coordinator1, visit=m0, visit_date=TODAY - datetime.timedelta(days=1))
-    visit_complete(user=coordinator1, visit=m0)
-    m0.refresh_from_db()
-    assert m0.state_on(TODAY) == VisitState.COMPLETE
-    assert AuditRecord.objects.filter(object_type="visit", object_id=str(m0.pk)).count() == 2
 
 
 def test_visit_cannot_be_missed_before_its_window_closes(coordinator1, site1):

@@ -1,11 +1,14 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from trial.demo import DEMO_USERS, seed
+from capture import demo as capture_demo
+from trial import demo as trial_demo
+
+# The command lives in the app at the top of the dependency chain, so it may call every app's demo module.
 
 
 class Command(BaseCommand):
-    help = "Load the protocol and create demo users and participants (refused unless DEBUG or --force)."
+    help = "Load the protocol and create demo users, participants and visit data (refused unless DEBUG or --force)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--force", action="store_true", help="Seed even though DEBUG is off.")
@@ -13,11 +16,13 @@ class Command(BaseCommand):
     def handle(self, *args: object, force: bool, **options: object) -> None:
         if not (settings.DEBUG or force):
             raise CommandError("Demo accounts share a known password: refused unless DEBUG is on or --force is given.")
-        usernames, created = seed(password=settings.DEMO_PASSWORD)
+        users, created = trial_demo.seed(password=settings.DEMO_PASSWORD)
         if created:
-            self.stdout.write(f"Created {created} demo participants.")
+            coordinators = {number: users[f"coordinator{number}"] for number in range(1, 7)}
+            forms = capture_demo.fill(users_by_site=coordinators)
+            self.stdout.write(f"Created {created} demo participants and {forms} filled forms.")
         else:
             self.stdout.write("Demo participants already present; left as they are.")
-        roles = {demo.username: demo.role for demo in DEMO_USERS}
-        for username in usernames:
+        roles = {demo.username: demo.role for demo in trial_demo.DEMO_USERS}
+        for username in users:
             self.stdout.write(f"  {username:<15} {roles[username]:<13} password: {settings.DEMO_PASSWORD}")

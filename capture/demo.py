@@ -1,0 +1,186 @@
+"""Demo visit data: the past visits of the demo participants, filled through form_save as coordinators would.
+
+Values are what a Child-Pugh B/C cirrhosis population looks like (many outside the reference range), drifting
+towards normal in the MSC arm; a few values are missing with a reason, a few corrected with a reason after
+completion; some visits are overdue or missed, due and future visits stay empty.
+"""
+
+import datetime
+import random
+from decimal import Decimal
+
+from django.utils import timezone
+
+from capture.definitions import visit_forms
+from capture.models import FormInstance
+from capture.services import form_save
+from trial.models import Participant, ParticipantStatus, Visit, VisitKind
+from trial.services import visit_missed
+
+# (low, high, decimals) of a plausible value at baseline; MSC participants improve by `drift` per visit.
+LAB_RANGES: dict[str, tuple[float, float, int]] = {
+    "ALT": (20, 120, 0),
+    "AST": (30, 150, 0),
+    "ALB": (25, 36, 1),
+    "PREALB": (60, 190, 0),
+    "BILI": (22, 70, 1),
+    "BUN": (3, 9.5, 2),
+    "URATE": (200, 460, 0),
+    "CREAT": (50, 130, 0),
+    "CHOL": (2.6, 5.2, 2),
+    "LDL": (1.0, 3.0, 2),
+    "VLDL": (0.2, 0.8, 2),
+    "TRIG": (0.5, 2.0, 2),
+    "GLUC": (4.0, 9.0, 2),
+    "IL1B": (1, 8, 2),
+    "IL4": (1, 5, 2),
+    "IL6": (3, 25, 2),
+    "IL8": (10, 80, 2),
+    "IL10": (2, 15, 2),
+    "IL12P40": (50, 300, 2),
+    "IL15": (2, 10, 2),
+    "IL17A": (5, 30, 2),
+    "TNFA": (5, 20, 2),
+    "TNFB": (20, 200, 2),
+    "IFNG": (2, 15, 2),
+    "CCL5": (10000, 60000, 0),
+    "TGFB1": (15000, 50000, 0),
+    "XCL1": (20, 150, 2),
+    "CRP": (1, 20, 1),
+    "HBVDNA": (0, 100000, 0),
+    "WEIGHT": (48, 82, 1),
+    "INR": (1.2, 2.1, 2),
+}
+DRIFT = {"ALB": 0.9, "BILI": -3.0, "ALT": -6.0, "AST": -7.0, "PREALB": 8.0, "INR": -0.04, "IL6": -1.2}
+CHOICES = {
+    "ASCITES": ["none", "mild", "mild", "moderate_severe"],
+    "HEPENC": ["none", "none", "none", "grade_1_2"],
+    "ABDDIST": ["none", "mild", "mild", "moderate"],
+    "APPETITE": ["normal", "reduced", "reduced", "poor"],
+    "DEBIL": ["none", "mild", "moderate"],
+    "LLEDEMA": ["none", "none", "mild", "moderate"],
+    "HBSAG": ["positive"] * 4 + ["negative"],
+    "HBSAB": ["negative"],
+    "HBEAG": ["negative", "negative", "positive"],
+    "HBEAB": ["positive", "positive", "negative"],
+    "HBCAB": ["positive"],
+    "HCVAB": ["negative"] * 9 + ["positive"],
+}
+CORRECTION_REASON = "Transcription error corrected against the laboratory report"
+
+
+def fill(*, users_by_site: dict[int, object], seed: int = 1573923) -> int:
+    """Fill the demo participants' past visits; returns the number of forms saved."""
+    rng = random.Random(seed)
+    today = timezone.localdate()
+    saved = 0
+    participants = Participant.objects.filter(status=ParticipantStatus.ENROLLED).select_related("site", "arm")
+    for participant in participants.order_by("pk"):
+        user = users_by_site[participant.site.number]
+        visits = participant.visits.select_related("participant__protocol", "participant__arm", "definition")
+        for visit in visits.filter(definition__kind=VisitKind.VISIT).order_by("target_date"):
+            saved += _visit(rng, user, visit, today)
+    return saved
+
+
+def _visit(rng: random.Random, user: object, visit: Visit, today: datetime.date) -> int:
+    if visit.window_start > today:
+        return 0
+    window_closed = visit.window_end < today
+    fate = rng.random()
+    if not window_closed and fate < 0.5:
+        return 0  # due: the participant has not come yet
+    if window_closed and fate < 0.05:
+        return 0  # overdue: nobody has entered it yet
+    if window_closed and fate < 0.09:
+        visit_missed(user=user, visit=visit, reason="Participant could not travel to the hospital.")
+        return 0
+    late = rng.random() < 0.04  # now and then a visit takes place after its window: a protocol deviation
+    offset = rng.randint(15, 20) if late else rng.randint(-5, 7)
+    day = min(max(visit.target_date + datetime.timedelta(days=offset), visit.window_start), today)
+    forms = visit_forms(visit)
+    if not window_closed:
+        forms = forms[: rng.randint(1, len(forms))]  # under way: some forms entered, not yet complete
+    for spec in forms:
+        values, missing = _form_values(rng, spec, visit, day)
+        result = form_save(
+            user=user,
+            visit_id=visit.pk,
+            form_code=spec.code,
+            version=0,
+            values=values,
+            missing=missing,
+            complete=window_closed,
+        )
+        if window_closed and spec.code == "LIVER" and rng.random() < 0.15:
+            _correct(user, visit, spec, values, missing, result.form)
+    return len(forms)
+
+
+def _correct(user: object, visit: Visit, spec: object, values: dict, missing: dict, form: FormInstance) -> None:
+    corrected = dict(values, ALT=str(int(Decimal(values["ALT"])) + 10))
+    form_save(
+        user=user,
+        visit_id=visit.pk,
+        form_code=spec.code,
+        version=form.version,
+        values=corrected,
+        missing=missing,
+        reason=CORRECTION_REASON,
+        complete=True,
+    )
+
+
+def _form_values(rng: random.Random, spec: object, visit: Visit, day: datetime.date) -> tuple[dict, dict]:
+    step = visit.definition.order if visit.participant.arm.code == "MSC" else 0
+    values: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    for item in spec.entered:
+        if item.data_type == "date":
+            values[item.code] = day.isoformat()
+        elif item.code in LAB_RANGES:
+            if item.code == "PREALB" and rng.random() < 0.08:
+                missing[item.code] = "not_done"
+                continue
+            values[item.code] = _number(rng, item.code, step)
+        elif item.code in CHOICES:
+            values[item.code] = rng.choice(CHOICES[item.code])
+        elif item.code == "HCVRNA":
+            values[item.code] = "0"
+        else:
+            _special(rng, item.code, values, missing)
+    _consistent(rng, values)
+    return values, missing
+
+
+def _number(rng: random.Random, code: str, step: int) -> str:
+    low, high, decimals = LAB_RANGES[code]
+    value = rng.uniform(low, high) + DRIFT.get(code, 0) * step
+    value = max(value, 0)
+    return f"{value:.{decimals}f}"
+
+
+def _special(rng: random.Random, code: str, values: dict, missing: dict) -> None:
+    infusion = {
+        "CELLDOSE": f"{rng.uniform(3.8, 4.2):.2f}",
+        "VOLUME": str(rng.choice([40, 40, 40, 39, 41])),
+        "LOT": f"UCMSC-2026-{rng.randint(1, 60):03d}",
+    }
+    if code in infusion:
+        values[code] = infusion[code]
+    elif code == "REACT":
+        values[code] = "true" if rng.random() < 0.15 else "false"
+    elif code in {"REACTDSC", "REACTGR"} and values.get("REACT") == "true":
+        values[code] = "Transient fever, resolved within 24 hours" if code == "REACTDSC" else "1"
+    elif code in {"REACTDSC", "REACTGR"}:
+        missing[code] = "not_applicable"
+
+
+def _consistent(rng: random.Random, values: dict) -> None:
+    """Keep the cross-item checks true for most visits, as real lab reports are."""
+    if "BILI" in values:
+        values["BILDIR"] = f"{Decimal(values['BILI']) * Decimal(str(rng.uniform(0.3, 0.6))):.1f}"
+        if rng.random() < 0.05:  # total and direct swapped on entry: the edit check raises a query
+            values["BILI"], values["BILDIR"] = values["BILDIR"], values["BILI"]
+    if "CHOL" in values:
+        values["HDL"] = f"{Decimal(values['CHOL']) * Decimal(str(rng.uniform(0.15, 0.35))):.2f}"

@@ -1,0 +1,52 @@
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+from django.utils import timezone
+
+from capture.demo import CORRECTION_REASON
+from capture.models import FormInstance, ItemValue, Query
+from trial.audit import audit_verify
+from trial.models import AuditRecord, Participant, ParticipantStatus, Visit, VisitState
+
+
+@pytest.fixture
+def seeded(protocol):
+    with override_settings(DEBUG=True):
+        call_command("seed_demo")
+
+
+def test_demo_is_a_living_trial(seeded):
+    statuses = {status: Participant.objects.filter(status=status).count() for status in ParticipantStatus.values}
+    assert statuses["enrolled"] == 32 and statuses["eligible"] == 3 and statuses["screen_failed"] == 7
+    assert Participant.objects.values("site").distinct().count() == 6
+    assert Participant.objects.filter(status="enrolled").values("arm").distinct().count() == 2
+    today = timezone.localdate()
+    states = {state: 0 for state in VisitState.values}
+    for visit in Visit.objects.all():
+        states[visit.state_on(today)] += 1
+    assert all(states[state] > 0 for state in VisitState.values), states
+
+
+def test_past_visits_hold_realistic_values_and_future_ones_none(seeded):
+    assert ItemValue.objects.filter(flags__0="high").exists()
+    assert ItemValue.objects.filter(flags__0="low").exists()
+    assert ItemValue.objects.filter(missing_reason="not_done").exists()
+    assert AuditRecord.objects.filter(reason=CORRECTION_REASON).exists()
+    assert Query.objects.filter(origin="automatic", state="open").exists()
+    future = Visit.objects.filter(window_start__gt=timezone.localdate())
+    assert not ItemValue.objects.filter(visit__in=future).exists()
+    assert not FormInstance.objects.filter(visit__in=future).exists()
+    assert audit_verify() is None
+
+
+def test_seeding_twice_adds_nothing(seeded):
+    count = Participant.objects.count()
+    with override_settings(DEBUG=True):
+        call_command("seed_demo")
+    assert Participant.objects.count() == count
+
+
+def test_seed_demo_is_refused_without_debug(protocol):
+    with pytest.raises(CommandError, match="refused"):
+        call_command("seed_demo")
+    assert not Participant.objects.exists()
