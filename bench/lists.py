@@ -7,27 +7,17 @@ Runs in a throw-away test database on whatever DATABASE_URL names (SQLite by def
 """
 
 import datetime
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DEBUG", "1")
+from django.contrib.auth import get_user_model
+from django.db import connection, reset_queries
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from harness import test_database
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.db import connection, reset_queries  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from trial.models import (  # noqa: E402
+from trial.models import (
     Participant,
     ParticipantStatus,
     Role,
@@ -36,7 +26,7 @@ from trial.models import (  # noqa: E402
     SiteMembership,
     Visit,
 )
-from trial.services import protocol_load, schedule  # noqa: E402
+from trial.services import protocol_load, schedule
 
 SIZES = (10, 10_000)
 URLS = ("/", "/participants/", "/matrix/", "/api/v1/participants/", "/api/v1/visits/", "/api/v1/sites/")
@@ -74,9 +64,19 @@ def grow_to(target: int, protocol: object, sites: list[Site], user: object) -> N
     Screening.objects.bulk_create(
         [
             Screening(
-                participant=p, screening_date=p.enrolment_date, consent_date=p.enrolment_date,
-                diagnosis="decompensated", total_bilirubin=40, albumin=30, inr=1.5, ascites="mild",
-                encephalopathy="none", answers={}, child_pugh_points=8, child_pugh_class="B", eligible=True,
+                participant=p,
+                screening_date=p.enrolment_date,
+                consent_date=p.enrolment_date,
+                diagnosis="decompensated",
+                total_bilirubin=40,
+                albumin=30,
+                inr=1.5,
+                ascites="mild",
+                encephalopathy="none",
+                answers={},
+                child_pugh_points=8,
+                child_pugh_class="B",
+                eligible=True,
                 screened_by=user,
             )
             for p in created
@@ -100,10 +100,7 @@ def measure(client: Client, url: str) -> tuple[int, float]:
 
 
 def main() -> None:
-    setup_test_environment()
-    old_name = connection.settings_dict["NAME"]
-    test_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    with test_database() as test_name:
         protocol, _ = protocol_load()
         sites = list(Site.objects.order_by("number"))
         user = get_user_model().objects.create_user("bench-datamanager", password="bench-password-1")
@@ -121,8 +118,6 @@ def main() -> None:
             row = "".join(f"{by_size[s][0]:>10}{by_size[s][1]:>11.1f}" for s in SIZES)
             same = len({by_size[s][0] for s in SIZES}) == 1
             print(f"{url:<24}{row}  {'yes' if same else 'NO'}")
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from trial.models import FormDefinition, ItemDefinition, Protocol, Visit
 
 _cache: dict[tuple[int, str], dict[str, "FormSpec"]] = {}
+_definitions: dict[tuple[int, str], dict] = {}
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,11 @@ def visit_forms(visit: Visit) -> list[FormSpec]:
 
 def item_by_id(protocol: Protocol) -> dict[int, tuple[FormSpec, ItemDefinition]]:
     return {item.pk: (spec, item) for spec in protocol_forms(protocol).values() for item in spec.items}
+
+
+def protocol_definition(protocol: Protocol) -> dict:
+    """The parsed protocol file of a version, decoded once per process (callers may defer the column)."""
+    key = (protocol.pk, protocol.sha256)
+    if key not in _definitions:
+        _definitions[key] = Protocol.objects.values_list("definition", flat=True).get(pk=protocol.pk)
+    return _definitions[key]

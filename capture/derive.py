@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 
-from trial.models import ItemDefinition, Protocol
+from trial.models import ItemDefinition
 from trial.scoring import child_pugh, meld
 
 _CALL = re.compile(r"^(\w+)\((.*)\)$")
@@ -29,21 +29,21 @@ def _qualify(name: str, form_code: str) -> tuple[str, str]:
     return (form or form_code, code)
 
 
-def compute(item: ItemDefinition, form_code: str, values: Values, protocol: Protocol) -> Decimal | str | None:
+def compute(item: ItemDefinition, form_code: str, values: Values, child_pugh_table: dict) -> Decimal | str | None:
     args = [values.get(key) for key in inputs(item, form_code)]
     if any(arg is None or arg == "" for arg in args):
         return None
     call = _CALL.match(item.derived)
     if call is None:
         return args[0] - args[1]
-    return _FUNCTIONS[call.group(1)](protocol, *args)
+    return _FUNCTIONS[call.group(1)](child_pugh_table, *args)
 
 
 def _child_pugh(
-    protocol: Protocol, bilirubin: Decimal, albumin: Decimal, inr: Decimal, ascites: str, encephalopathy: str
+    table: dict, bilirubin: Decimal, albumin: Decimal, inr: Decimal, ascites: str, encephalopathy: str
 ) -> object:
     return child_pugh(
-        table=protocol.child_pugh_table,
+        table=table,
         bilirubin=bilirubin,
         albumin=albumin,
         inr=inr,
@@ -53,9 +53,9 @@ def _child_pugh(
 
 
 _FUNCTIONS: dict[str, Callable[..., Decimal | str]] = {
-    "child_pugh": lambda protocol, *args: Decimal(_child_pugh(protocol, *args).points),
-    "child_pugh_class": lambda protocol, *args: _child_pugh(protocol, *args).grade,
-    "meld": lambda protocol, bilirubin, creatinine, inr: Decimal(
+    "child_pugh": lambda table, *args: Decimal(_child_pugh(table, *args).points),
+    "child_pugh_class": lambda table, *args: _child_pugh(table, *args).grade,
+    "meld": lambda table, bilirubin, creatinine, inr: Decimal(
         meld(bilirubin_umol_l=bilirubin, creatinine_umol_l=creatinine, inr=inr)
     ),
 }
