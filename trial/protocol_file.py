@@ -1,6 +1,7 @@
 """Reading the protocol file into definition rows. Kept apart from services: it is parsing, not an action."""
 
 import hashlib
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from trial.models import (
 )
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "protocols" / "nct01573923.yaml"
-_REQUIRED_KEYS = ("code", "title", "arms", "visits", "eligibility", "forms", "sites")
+_REQUIRED_KEYS = ("code", "title", "arms", "visits", "eligibility", "forms", "sites", "visit_date_item")
+# A derived item is `A - B` or `function(ITEM, FORM.ITEM, ...)` (capture/derive.py computes them).
+_FORMULA = re.compile(r"^(\w+\([\w., ]+\)|[\w.]+\s*-\s*[\w.]+)$")
 
 
 def read(path: Path) -> tuple[dict, str]:
@@ -41,6 +44,8 @@ def _check_item(form_code: str, item: dict) -> None:
     where = f"{form_code}.{item.get('code')}"
     if item.get("type") not in DataType.values:
         raise InvalidInput(f"{where}: unknown type {item.get('type')!r}")
+    if item.get("derived") and not _FORMULA.match(item["derived"]):
+        raise InvalidInput(f"{where}: cannot read the formula {item['derived']!r}")
     if item["type"] == DataType.CHOICE and not item.get("choices"):
         raise InvalidInput(f"{where}: a choice item needs choices")
     for key in ("hard", "reference"):
