@@ -1,3 +1,9 @@
+from django.urls import path
+
+from capture import import_views
 
 app_name = "lab_import"
-urlpatterns: list = []  # bulk lab import: being written
+urlpatterns = [
+    path("labs/", import_views.upload, name="upload"),
+    path("labs/<int:pk>/", import_views.preview, name="preview"),
+]

@@ -130,3 +130,44 @@ class Query(models.Model):
 
     def __str__(self) -> str:
         return f"{self.visit} {self.item.code if self.item else ''}: {self.message}"
+
+
+class LabImportState(models.TextChoices):
+    PENDING = "pending", _("Awaiting confirmation")
+    APPLIED = "applied", _("Applied")
+    DISCARDED = "discarded", _("Discarded")
+
+
+class LabImport(models.Model):
+    """A CSV of one laboratory's results, kept as uploaded: previewed, then applied once or discarded.
+
+    The rows are checked again when the import is applied, so what is written follows the data of that moment.
+    """
+
+    site = models.ForeignKey("trial.Site", on_delete=models.PROTECT, related_name="lab_imports")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField()
+    file_name = models.CharField(max_length=255)
+    content = models.TextField(help_text="The file's text, decoded.")
+    encoding = models.CharField(max_length=16, help_text="The encoding the file was decoded with.")
+    sha256 = models.CharField(max_length=64, help_text="Of the file's bytes as uploaded.")
+    state = models.CharField(max_length=16, choices=LabImportState.choices, default=LabImportState.PENDING)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    discarded_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.JSONField(default=dict, blank=True, help_text="What applying it wrote and what it refused.")
+
+    class Meta:
+        indexes = [models.Index(fields=["site", "sha256"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(state="applied") | models.Q(applied_at__isnull=False),
+                name="labimport_applied_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(state="discarded") | models.Q(discarded_at__isnull=False),
+                name="labimport_discarded_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.sha256[:12]})"
