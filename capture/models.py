@@ -65,8 +65,7 @@ class ItemValue(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["visit", "item"], name="itemvalue_visit_item_unique"),
             models.CheckConstraint(
-                condition=models.Q(missing_reason="")
-                | models.Q(number__isnull=True, text="", date__isnull=True),
+                condition=models.Q(missing_reason="") | models.Q(number__isnull=True, text="", date__isnull=True),
                 name="itemvalue_value_or_missing_reason",
             ),
         ]

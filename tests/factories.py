@@ -55,9 +55,7 @@ def screened(user: object, site: Site, **overrides: object) -> Participant:
     return participant_screen(user=user, site=site, data=eligible_input(**overrides))
 
 
-def enrolled(
-    user: object, site: Site, *, arm: str = "MSC", days_ago: int = 0, **overrides: object
-) -> Participant:
+def enrolled(user: object, site: Site, *, arm: str = "MSC", days_ago: int = 0, **overrides: object) -> Participant:
     today = timezone.localdate()
     screening_date = today - datetime.timedelta(days=days_ago + 7)
     participant = screened(user, site, screening_date=screening_date, consent_date=screening_date, **overrides)

@@ -59,7 +59,5 @@ def meld(*, bilirubin_umol_l: Decimal, creatinine_umol_l: Decimal, inr: Decimal,
     creatinine = Decimal(4) if on_dialysis else Decimal(creatinine_umol_l) / CREATININE_UMOL_PER_MG_DL
     creatinine = min(max(creatinine, Decimal(1)), Decimal(4))
     inr = max(Decimal(inr), Decimal(1))
-    score = (
-        3.78 * math.log(float(bilirubin)) + 11.2 * math.log(float(inr)) + 9.57 * math.log(float(creatinine)) + 6.43
-    )
+    score = 3.78 * math.log(float(bilirubin)) + 11.2 * math.log(float(inr)) + 9.57 * math.log(float(creatinine)) + 6.43
     return round(score)

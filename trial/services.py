@@ -269,8 +269,15 @@ def participant_enrol(
             AuditEntry("participant", str(participant.pk), "enrol", "", "subject_id", "", participant.subject_id),
             AuditEntry("participant", str(participant.pk), "enrol", "", "arm", "", arm.code),
             AuditEntry("participant", str(participant.pk), "enrol", "", "enrolment_date", "", str(enrolment_date)),
-            AuditEntry("participant", str(participant.pk), "enrol", "", "status", ParticipantStatus.ELIGIBLE,
-                       ParticipantStatus.ENROLLED),
+            AuditEntry(
+                "participant",
+                str(participant.pk),
+                "enrol",
+                "",
+                "status",
+                ParticipantStatus.ELIGIBLE,
+                ParticipantStatus.ENROLLED,
+            ),
         ],
     )
     return participant

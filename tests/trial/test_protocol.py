@@ -11,8 +11,23 @@ PANELS = {
     "LIVER": {"ALB", "ALT", "AST", "PREALB", "BILI", "BILDIR"},
     "KIDNEY": {"BUN", "URATE", "CREAT"},
     "LIPGLU": {"CHOL", "HDL", "LDL", "TRIG", "VLDL", "NONHDL", "GLUC"},
-    "CYTO": {"IL1B", "IL4", "IL6", "IL8", "IL10", "IL12P40", "IL15", "IL17A", "TNFA", "TNFB", "IFNG", "CCL5",
-             "TGFB1", "XCL1", "CRP"},
+    "CYTO": {
+        "IL1B",
+        "IL4",
+        "IL6",
+        "IL8",
+        "IL10",
+        "IL12P40",
+        "IL15",
+        "IL17A",
+        "TNFA",
+        "TNFB",
+        "IFNG",
+        "CCL5",
+        "TGFB1",
+        "XCL1",
+        "CRP",
+    },
     "HEPAT": {"HBSAG", "HBVDNA", "HCVAB", "HCVRNA"},
     "CLIN": {"INR", "ASCITES", "HEPENC", "WEIGHT", "CPSCORE", "MELD"},
     "SYMPT": {"ABDDIST", "APPETITE", "DEBIL", "LLEDEMA"},
@@ -25,15 +40,17 @@ PANELS = {
 
 def test_every_crf_of_the_record_is_defined(protocol):
     for form_code, expected in PANELS.items():
-        codes = set(ItemDefinition.objects.filter(form__protocol=protocol, form__code=form_code)
-                    .values_list("code", flat=True))
+        codes = set(
+            ItemDefinition.objects.filter(form__protocol=protocol, form__code=form_code).values_list("code", flat=True)
+        )
         assert expected <= codes, form_code
 
 
 def test_lab_units_are_si(protocol):
     units = dict(
-        ItemDefinition.objects.filter(form__protocol=protocol, form__code__in=["LIVER", "KIDNEY", "LIPGLU"])
-        .values_list("code", "unit")
+        ItemDefinition.objects.filter(
+            form__protocol=protocol, form__code__in=["LIVER", "KIDNEY", "LIPGLU"]
+        ).values_list("code", "unit")
     )
     assert units["ALB"] == "g/L" and units["BILI"] == "umol/L" and units["ALT"] == "U/L"
     assert units["CREAT"] == "umol/L" and units["GLUC"] == "mmol/L" and units["CHOL"] == "mmol/L"
@@ -53,8 +70,15 @@ def test_numeric_lab_items_have_hard_ranges_and_derived_items_are_not_required(p
 def test_arms_visits_and_arm_limited_forms(protocol):
     assert list(Arm.objects.filter(protocol=protocol).values_list("code", flat=True)) == ["CONV", "MSC"]
     assert list(VisitDefinition.objects.filter(protocol=protocol).values_list("code", "day")) == [
-        ("M0", 0), ("M3", 91), ("M6", 182), ("M9", 273), ("M12", 365),
-        ("FU18", 547), ("FU24", 730), ("FU30", 912), ("FU36", 1095),
+        ("M0", 0),
+        ("M3", 91),
+        ("M6", 182),
+        ("M9", 273),
+        ("M12", 365),
+        ("FU18", 547),
+        ("FU24", 730),
+        ("FU30", 912),
+        ("FU36", 1095),
     ]
     infusion = FormDefinition.objects.get(protocol=protocol, code="INFUS")
     assert infusion.applies_to(visit_code="M9", arm_code="MSC")

@@ -60,8 +60,13 @@ def test_ascites_and_encephalopathy_points(ascites, encephalopathy, expected):
         ({"bilirubin": "60", "albumin": "30", "ascites": "mild"}, 9, "B"),
         ({"bilirubin": "60", "albumin": "30", "ascites": "mild", "inr": "1.8"}, 10, "C"),
         (
-            {"bilirubin": "60", "albumin": "20", "ascites": "moderate_severe", "inr": "2.5",
-             "encephalopathy": "grade_3_4"},
+            {
+                "bilirubin": "60",
+                "albumin": "20",
+                "ascites": "moderate_severe",
+                "inr": "2.5",
+                "encephalopathy": "grade_3_4",
+            },
             15,
             "C",
         ),

@@ -58,8 +58,13 @@ def test_eligible_candidate_is_recorded_with_child_pugh(coordinator1, site1):
 
 @pytest.mark.parametrize(
     ("date_of_birth", "eligible"),
-    [(years_ago(30), True), (years_ago(30, -1), False), (years_ago(60), True), (years_ago(61, -1), True),
-     (years_ago(61), False)],
+    [
+        (years_ago(30), True),
+        (years_ago(30, -1), False),
+        (years_ago(60), True),
+        (years_ago(61, -1), True),
+        (years_ago(61), False),
+    ],
 )
 def test_age_limits_are_inclusive_in_whole_years(coordinator1, site1, date_of_birth, eligible):
     participant = screened(coordinator1, site1, date_of_birth=date_of_birth)
@@ -72,10 +77,24 @@ def test_age_limits_are_inclusive_in_whole_years(coordinator1, site1, date_of_bi
         ({"total_bilirubin": Decimal("20"), "ascites": "none"}, False),  # 6 points, class A
         ({"total_bilirubin": Decimal("20")}, True),  # 7 points
         ({}, True),  # 8 points
-        ({"total_bilirubin": Decimal("60"), "albumin": Decimal("25"), "inr": Decimal("2.0"),
-          "encephalopathy": "grade_1_2"}, True),  # 3+3+2+2+2 = 12
-        ({"total_bilirubin": Decimal("60"), "albumin": Decimal("25"), "inr": Decimal("2.0"),
-          "encephalopathy": "grade_3_4"}, False),  # 13
+        (
+            {
+                "total_bilirubin": Decimal("60"),
+                "albumin": Decimal("25"),
+                "inr": Decimal("2.0"),
+                "encephalopathy": "grade_1_2",
+            },
+            True,
+        ),  # 3+3+2+2+2 = 12
+        (
+            {
+                "total_bilirubin": Decimal("60"),
+                "albumin": Decimal("25"),
+                "inr": Decimal("2.0"),
+                "encephalopathy": "grade_3_4",
+            },
+            False,
+        ),  # 13
     ],
 )
 def test_child_pugh_enrolment_range_is_7_to_12(coordinator1, site1, changes, eligible):
@@ -88,8 +107,17 @@ def test_enrolment_lays_out_schedule_with_windows(coordinator1, site1):
 
     visits = {v.definition.code: v for v in participant.visits.select_related("definition")}
     assert list(visits) == ["M0", "M3", "M6", "M9", "M12", "FU18", "FU24", "FU30", "FU36"]
-    expected_days = {"M0": 0, "M3": 91, "M6": 182, "M9": 273, "M12": 365, "FU18": 547, "FU24": 730, "FU30": 912,
-                     "FU36": 1095}
+    expected_days = {
+        "M0": 0,
+        "M3": 91,
+        "M6": 182,
+        "M9": 273,
+        "M12": 365,
+        "FU18": 547,
+        "FU24": 730,
+        "FU30": 912,
+        "FU36": 1095,
+    }
     for code, day in expected_days.items():
         target = day0 + datetime.timedelta(days=day)
         assert visits[code].target_date == target
@@ -164,8 +192,11 @@ def test_hard_range_message_names_item_value_and_range(coordinator1, site1):
 
 @pytest.mark.parametrize(
     ("arm", "enrolment_date", "field"),
-    [("XYZ", TODAY, "arm"), ("MSC", TODAY + datetime.timedelta(days=1), "enrolment_date"),
-     ("MSC", TODAY - datetime.timedelta(days=30), "enrolment_date")],
+    [
+        ("XYZ", TODAY, "arm"),
+        ("MSC", TODAY + datetime.timedelta(days=1), "enrolment_date"),
+        ("MSC", TODAY - datetime.timedelta(days=30), "enrolment_date"),
+    ],
 )
 def test_bad_enrolment_input_writes_nothing(coordinator1, site1, arm, enrolment_date, field):
     participant = screened(coordinator1, site1)

@@ -1,0 +1,165 @@
+"""The data-entry form of one CRF. It only collects what was typed, verbatim; capture.services.form_save parses
+and checks it against the protocol, and its errors come back keyed by item code.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import groupby
+
+from django import forms
+from django.urls import reverse
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+from capture.checks import ParseError, parse, parse_missing
+from capture.definitions import FormSpec
+from capture.models import MissingReason, Query
+from capture.selectors import CurrentValue
+from trial.forms import DomainErrorsMixin
+from trial.models import DataType, ItemDefinition
+
+MISSING_PREFIX = "missing_"
+BLANK = ("", "---------")
+# htmx checks a value as it is typed: on change, and after a pause in typing.
+CHECK_TRIGGER = "change, keyup changed delay:400ms"
+
+
+def in_language(text: str, text_zh: str) -> str:
+    """The protocol file's Chinese text when the page is in Chinese and the file gives one."""
+    return text_zh if text_zh and (get_language() or "").startswith("zh") else text
+
+
+class DateInput(forms.TextInput):
+    """The browser's date picker. A TextInput underneath, so a re-shown value is what was sent, unformatted."""
+
+    input_type = "date"
+
+
+def missing_field(item: ItemDefinition) -> forms.CharField:
+    # Out of the tab sequence: Tab goes from one value to the next, as the report is read.
+    attrs = {
+        "class": "form-select form-select-sm missing-select",
+        "tabindex": "-1",
+        "aria-label": _("Reason %(code)s has no value") % {"code": item.code},
+    }
+    return forms.CharField(
+        required=False, widget=forms.Select(choices=[("", _("If missing, why?")), *MissingReason.choices], attrs=attrs)
+    )
+
+
+def _value_widget(item: ItemDefinition, attrs: dict[str, str]) -> forms.Widget:
+    if item.data_type in (DataType.DECIMAL, DataType.INTEGER):
+        # Text, not type=number: what was typed is sent verbatim, and the service tells what is wrong with it.
+        return forms.TextInput(attrs={**attrs, "class": "form-control", "inputmode": "decimal", "autocomplete": "off"})
+    if item.data_type == DataType.DATE:
+        return DateInput(attrs={**attrs, "class": "form-control"})
+    if item.data_type == DataType.CHOICE:
+        choices = [(choice[0], in_language(choice[1], choice[2] if len(choice) > 2 else "")) for choice in item.choices]
+        return forms.Select(choices=[BLANK, *choices], attrs={**attrs, "class": "form-select"})
+    if item.data_type == DataType.BOOLEAN:
+        choices = [BLANK, ("true", _("Yes")), ("false", _("No"))]
+        return forms.Select(choices=choices, attrs={**attrs, "class": "form-select"})
+    return forms.TextInput(attrs={**attrs, "class": "form-control", "autocomplete": "off"})
+
+
+def value_field(item: ItemDefinition, check_url: str) -> forms.CharField:
+    attrs = {
+        "hx-get": check_url,
+        "hx-trigger": CHECK_TRIGGER,
+        "hx-target": f"#flags-{item.code}",
+        "hx-sync": "this:replace",
+        "aria-describedby": f"reference-{item.code} flags-{item.code}",
+    }
+    return forms.CharField(
+        label=in_language(item.label, item.label_zh), required=False, strip=False, widget=_value_widget(item, attrs)
+    )
+
+
+class FormEntryForm(DomainErrorsMixin, forms.Form):
+    """One field per entered item (named by its code), its missing-reason select, the version and the reason."""
+
+    version = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
+    reason = forms.CharField(
+        label=_("Reason for change"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "form-control"}),
+        help_text=_("This form was completed before: every change needs a reason."),
+    )
+
+    def __init__(self, *args: object, spec: FormSpec, visit_id: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.spec = spec
+        for item in spec.entered:
+            url = reverse("capture:check_item", args=[visit_id, spec.code, item.code])
+            self.fields[item.code] = value_field(item, url)
+            self.fields[MISSING_PREFIX + item.code] = missing_field(item)
+
+    def add_domain_errors(self, errors: dict[str, list[str]]) -> None:
+        super().add_domain_errors(errors)
+        for name in self.errors:
+            if name in self.fields:
+                widget = self.fields[name].widget
+                widget.attrs["class"] = widget.attrs.get("class", "") + " is-invalid"
+
+    def entries(self) -> tuple[dict[str, str], dict[str, str]]:
+        """({item code: as typed}, {item code: missing reason}) for form_save. Every entered item is sent, so
+        a value cleared on the page is cleared in the data."""
+        values = {item.code: self.cleaned_data.get(item.code) or "" for item in self.spec.entered}
+        missing = {
+            item.code: reason
+            for item in self.spec.entered
+            if (reason := self.cleaned_data.get(MISSING_PREFIX + item.code))
+        }
+        return values, missing
+
+
+def initial_entries(current: Mapping[str, CurrentValue], version: int) -> dict[str, object]:
+    """The stored values as the fields show them: numbers without trailing zeros, dates ISO, yes/no true/false."""
+    initial: dict[str, object] = {"version": version}
+    for code, value in current.items():
+        if value.value.missing_reason:
+            initial[MISSING_PREFIX + code] = value.value.missing_reason
+        elif value.value.has_value:
+            initial[code] = value.display
+    return initial
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One line of the form page: the item, its fields (none when read-only or derived), what is stored now."""
+
+    item: ItemDefinition
+    current: CurrentValue
+    queries: list[Query]
+    field: forms.BoundField | None = None
+    missing: forms.BoundField | None = None
+    stored_differs: bool = False
+
+
+def item_groups(
+    spec: FormSpec,
+    current: Mapping[str, CurrentValue],
+    queries: Mapping[str, list[Query]],
+    form: FormEntryForm | None = None,
+) -> list[tuple[str, list[ItemRow]]]:
+    """The items under their report headings, in protocol order."""
+    rows = [_row(item, current[item.code], queries.get(item.code, []), form) for item in spec.items]
+    return [(group, list(members)) for group, members in groupby(rows, key=lambda row: row.item.group)]
+
+
+def _row(item: ItemDefinition, current: CurrentValue, queries: list[Query], form: FormEntryForm | None) -> ItemRow:
+    if form is None or item.derived:
+        return ItemRow(item=item, current=current, queries=queries)
+    field, missing = form[item.code], form[MISSING_PREFIX + item.code]
+    differs = form.is_bound and _differs(item, field.value(), missing.value(), current)
+    return ItemRow(item=item, current=current, queries=queries, field=field, missing=missing, stored_differs=differs)
+
+
+def _differs(item: ItemDefinition, raw: str | None, missing_reason: str | None, current: CurrentValue) -> bool:
+    """Whether an entry means something other than the stored value (48.0 and 48 are the same number)."""
+    try:
+        entered = parse_missing(item, missing_reason) if missing_reason else parse(item, raw)
+    except ParseError:
+        return True
+    return entered != current.value

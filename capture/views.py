@@ -1,0 +1,167 @@
+"""The data-entry pages: a visit's forms, one form's entry, the one-value check as it is typed, the audit trail.
+
+Thin: every visit is reached through trial.access (another site's is 404), reads come from capture.selectors
+and capture.page_selectors, and a save is capture.services.form_save, whose domain errors become field-level
+messages (400) or a conflict page (409).
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_http_methods
+
+from capture import page_selectors
+from capture.definitions import FormSpec
+from capture.errors import StaleVersionError
+from capture.forms import FormEntryForm, in_language, initial_entries, item_groups
+from capture.models import FormInstance
+from capture.selectors import form_current, open_queries_by_item, visit_form_summaries
+from capture.services import FormSaveResult, form_save
+from trial import access
+from trial.access import Action
+from trial.errors import InvalidInput
+from trial.models import Visit
+
+
+def _may_enter(request: HttpRequest, visit: Visit) -> bool:
+    return access.can(request.user, Action.ENTER_DATA, visit.participant.site_id)
+
+
+@login_required
+@require_http_methods(["GET"])
+def visit(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = page_selectors.visit_or_404(request.user, visit_id)
+    context = {
+        "visit": visit,
+        "participant": visit.participant,
+        "forms": visit_form_summaries(visit),
+        "may_enter": _may_enter(request, visit),
+        "today": timezone.localdate(),
+    }
+    return render(request, "capture/visit.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def form_entry(request: HttpRequest, visit_id: int, form_code: str) -> HttpResponse:
+    visit = page_selectors.visit_or_404(request.user, visit_id)
+    spec = page_selectors.form_spec_or_404(visit, form_code)
+    if request.method == "POST":
+        access.require(request.user, Action.ENTER_DATA, visit.participant.site_id)
+        return _save(request, visit, spec)
+    instance, current = form_current(visit, spec)
+    form = None
+    if _may_enter(request, visit):
+        version = instance.version if instance else 0
+        form = FormEntryForm(spec=spec, visit_id=visit.pk, initial=initial_entries(current, version))
+    return _form_page(request, visit, spec, form, (instance, current))
+
+
+def _save(request: HttpRequest, visit: Visit, spec: FormSpec) -> HttpResponse:
+    form = FormEntryForm(request.POST, spec=spec, visit_id=visit.pk)
+    if not form.is_valid():
+        return _form_page(request, visit, spec, form, status=400)
+    values, missing = form.entries()
+    try:
+        result = form_save(
+            user=request.user,
+            visit_id=visit.pk,
+            form_code=spec.code,
+            version=form.cleaned_data["version"],
+            values=values,
+            missing=missing,
+            reason=form.cleaned_data["reason"],
+            complete="complete" in request.POST,
+        )
+    except StaleVersionError as conflict:
+        # Keep every entry; the next save is built on the version now stored, which the page shows beside them.
+        form = FormEntryForm(_with_version(request.POST, conflict.current_version), spec=spec, visit_id=visit.pk)
+        form.is_valid()
+        return _form_page(request, visit, spec, form, status=409, conflict=str(conflict))
+    except InvalidInput as invalid:
+        form.add_domain_errors(invalid.errors)
+        return _form_page(request, visit, spec, form, status=400)
+    _report_save(request, visit, spec, result)
+    return redirect("capture:visit", visit_id=visit.pk)
+
+
+def _with_version(data: QueryDict, version: int) -> QueryDict:
+    data = data.copy()
+    data["version"] = str(version)
+    return data
+
+
+def _report_save(request: HttpRequest, visit: Visit, spec: FormSpec, result: FormSaveResult) -> None:
+    text = _("%(form)s of %(visit)s saved (version %(version)d).") % {
+        "form": in_language(spec.definition.name, spec.definition.name_zh),
+        "visit": visit.definition.code,
+        "version": result.form.version,
+    }
+    flagged = sum(1 for item in result.items.values() if item.flags)
+    if flagged:
+        text += " " + ngettext("%(count)d value is flagged.", "%(count)d values are flagged.", flagged) % {
+            "count": flagged
+        }
+    if result.queries_opened:
+        text += " " + ngettext(
+            "%(count)d query was raised.", "%(count)d queries were raised.", result.queries_opened
+        ) % {"count": result.queries_opened}
+    messages.success(request, text)
+
+
+def _form_page(
+    request: HttpRequest,
+    visit: Visit,
+    spec: FormSpec,
+    form: FormEntryForm | None,
+    read: tuple[FormInstance | None, dict] | None = None,
+    *,
+    status: int = 200,
+    conflict: str = "",
+) -> HttpResponse:
+    instance, current = read or form_current(visit, spec)
+    context = {
+        "visit": visit,
+        "participant": visit.participant,
+        "spec": spec,
+        "instance": instance,
+        "form": form,
+        "groups": item_groups(spec, current, open_queries_by_item(visit, spec), form),
+        "ask_reason": bool(instance and instance.first_completed_at),
+        "conflict": conflict,
+    }
+    return render(request, "capture/form.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def check_item(request: HttpRequest, visit_id: int, form_code: str, item_code: str) -> HttpResponse:
+    """The flags of one value as it is typed (an htmx fragment). Writes nothing."""
+    visit = page_selectors.visit_or_404(request.user, visit_id)
+    access.require(request.user, Action.ENTER_DATA, visit.participant.site_id)
+    spec = page_selectors.form_spec_or_404(visit, form_code)
+    item = page_selectors.entered_item_or_404(spec, item_code)
+    data = request.POST if request.method == "POST" else request.GET
+    check = page_selectors.item_check(visit, item, data.get(item_code, ""))
+    context = {"item": item, "visit": visit, "flags": check.flags, "error": check.error}
+    return render(request, "capture/_item_flags.html", context)
+
+
+@login_required
+@require_http_methods(["GET"])
+def form_audit(request: HttpRequest, visit_id: int, form_code: str, item_code: str = "") -> HttpResponse:
+    visit = page_selectors.visit_or_404(request.user, visit_id)
+    spec = page_selectors.form_spec_or_404(visit, form_code)
+    item = page_selectors.item_or_404(spec, item_code) if item_code else None
+    context = {
+        "visit": visit,
+        "participant": visit.participant,
+        "spec": spec,
+        "item": item,
+        "lines": page_selectors.audit_lines(visit, spec, item_code),
+    }
+    return render(request, "capture/audit.html", context)
