@@ -89,6 +89,7 @@ def form_save(
     reason: str = "",
     complete: bool = False,
     partial: bool = False,
+    visit: Visit | None = None,
 ) -> FormSaveResult:
     """Save one CRF of a visit, all its items at once, as the coordinator typed them from the source.
 
@@ -99,8 +100,12 @@ def form_save(
     written then. Values outside their reference range are saved and flagged; a broken cross-item check or
     a date outside the visit window is saved, flagged and raises an automatic query, which closes itself when
     a correction clears it.
+
+    A caller that already holds the visit from `visit_for_entry` in the current transaction passes it as
+    `visit`, sparing the second read.
     """
-    visit = visit_for_entry(user=user, visit_id=visit_id)
+    if visit is None or visit.pk != visit_id:
+        visit = visit_for_entry(user=user, visit_id=visit_id)
     spec = _form_of(visit, form_code)
     entered = _parse_entries(spec, values or {}, missing or {})
     instances = {form.definition_id: form for form in FormInstance.objects.filter(visit=visit)}

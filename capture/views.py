@@ -7,6 +7,7 @@ messages (400) or a conflict page (409).
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -20,7 +21,7 @@ from capture.errors import StaleVersionError
 from capture.forms import FormEntryForm, in_language, initial_entries, item_groups
 from capture.models import FormInstance
 from capture.selectors import form_current, open_queries_by_item, visit_form_summaries
-from capture.services import FormSaveResult, form_save
+from capture.services import FormSaveResult, form_save, visit_for_entry
 from trial import access
 from trial.access import Action
 from trial.errors import InvalidInput
@@ -48,11 +49,13 @@ def visit(request: HttpRequest, visit_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def form_entry(request: HttpRequest, visit_id: int, form_code: str) -> HttpResponse:
+    if request.method == "POST":
+        with transaction.atomic():
+            # Locked here and handed to the service, which then need not read it again.
+            visit = visit_for_entry(user=request.user, visit_id=visit_id)
+            return _save(request, visit, page_selectors.form_spec_or_404(visit, form_code))
     visit = page_selectors.visit_or_404(request.user, visit_id)
     spec = page_selectors.form_spec_or_404(visit, form_code)
-    if request.method == "POST":
-        access.require(request.user, Action.ENTER_DATA, visit.participant.site_id)
-        return _save(request, visit, spec)
     instance, current = form_current(visit, spec)
     form = None
     if _may_enter(request, visit):
@@ -76,6 +79,7 @@ def _save(request: HttpRequest, visit: Visit, spec: FormSpec) -> HttpResponse:
             missing=missing,
             reason=form.cleaned_data["reason"],
             complete="complete" in request.POST,
+            visit=visit,
         )
     except StaleVersionError as conflict:
         # Keep every entry; the next save is built on the version now stored, which the page shows beside them.
