@@ -25,6 +25,9 @@ class FormInstance(models.Model):
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Kept in step with the Signature and Lock rows by the review services, so a save knows without a query.
+    signed = models.BooleanField(default=False, help_text="A valid signature covers this form.")
+    locked = models.BooleanField(default=False, help_text="An active lock covers this form.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["visit", "definition"], name="form_visit_definition_unique")]
@@ -60,6 +63,11 @@ class ItemValue(models.Model):
     missing_reason = models.CharField(max_length=16, choices=MissingReason.choices, blank=True)
     flags = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField()
+    verified_at = models.DateTimeField(null=True, blank=True, help_text="Source data verified by a monitor.")
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    changed_since_verification = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -105,6 +113,14 @@ class Query(models.Model):
 
     visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="queries")
     item = models.ForeignKey(ItemDefinition, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    form = models.ForeignKey(
+        FormDefinition,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The form of a query on a whole form, or of its item.",
+    )
     origin = models.CharField(max_length=16, choices=QueryOrigin.choices)
     check_code = models.CharField(max_length=64, blank=True, help_text="The edit check that raised it.")
     state = models.CharField(max_length=16, choices=QueryState.choices, default=QueryState.OPEN)
@@ -114,6 +130,9 @@ class Query(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         verbose_name_plural = "queries"
@@ -170,3 +189,77 @@ class LabImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.sha256[:12]})"
+
+
+class QueryEventKind(models.TextChoices):
+    RAISED = "raised", _("Raised")
+    ANSWERED = "answered", _("Answered")
+    CLOSED = "closed", _("Closed")
+    REOPENED = "reopened", _("Re-opened")
+    AUTO_CLOSED = "auto_closed", _("Closed by a correction")
+
+
+class QueryEvent(models.Model):
+    """One step of a query's thread: who did what, when, with which message, and the state it left."""
+
+    query = models.ForeignKey(Query, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=16, choices=QueryEventKind.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField()
+    text = models.TextField(blank=True)
+    state_after = models.CharField(max_length=16, choices=QueryState.choices)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.query_id} {self.kind} {self.at:%Y-%m-%d}"
+
+
+class Signature(models.Model):
+    """An investigator's signature of one visit, or of the whole casebook (visit empty). Never deleted: a later
+    change of signed data voids it, visibly."""
+
+    participant = models.ForeignKey("trial.Participant", on_delete=models.PROTECT, related_name="signatures")
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, null=True, blank=True, related_name="signatures")
+    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signed_at = models.DateTimeField()
+    meaning = models.CharField(max_length=300)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["participant", "voided_at"])]
+
+    def __str__(self) -> str:
+        scope = self.visit.definition.code if self.visit_id else "casebook"
+        return f"{self.participant} {scope} {self.signed_at:%Y-%m-%d}"
+
+
+class Lock(models.Model):
+    """A data manager's lock of a participant, a visit or one form; released only with a reason."""
+
+    participant = models.ForeignKey("trial.Participant", on_delete=models.PROTECT, related_name="locks")
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, null=True, blank=True, related_name="locks")
+    form = models.ForeignKey(FormDefinition, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    locked_at = models.DateTimeField()
+    reason = models.CharField(max_length=300, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    release_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(form__isnull=True) | models.Q(visit__isnull=False), name="lock_form_needs_visit"
+            ),
+        ]
+        indexes = [models.Index(fields=["participant", "released_at"])]
+
+    def __str__(self) -> str:
+        return f"lock of {self.participant} {self.visit_id or ''} {self.form_id or ''}"

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from capture import derive
+from capture import derive, review
 from capture.checks import (
     EMPTY,
     ParseError,
@@ -25,7 +25,7 @@ from capture.checks import (
 )
 from capture.definitions import FormSpec, item_by_id, protocol_definition, protocol_forms, visit_forms
 from capture.errors import StaleVersionError
-from capture.models import Flag, FormInstance, FormState, ItemValue, Query, QueryOrigin, QueryState
+from capture.models import Flag, FormInstance, FormState, ItemValue, Query, QueryOrigin
 from trial import access
 from trial.access import Action
 from trial.audit import AuditEntry, audit_write
@@ -119,12 +119,14 @@ def form_save(
             % {"current": instance.version, "yours": version},
             current_version=instance.version,
         )
+    review.form_guard(instance, visit, spec.definition)
     stored = _stored_values(visit)
     pending = _pending(visit, spec, entered, stored, partial)
     changed = _changed(pending, stored)
     state = _next_state(instance, pending, complete, changed, reason)
     now = timezone.now()
-    _write_values(pending, stored, changed, now)
+    voided = _void_signatures(instance, visit, pending, stored, changed, now)
+    _write_values(pending, stored, changed, now, user)
     old_state = instance.state
     _write_instance(instance, user, state, now)
     opened, closed = _sync_queries(pending, stored, user, now)
@@ -135,6 +137,7 @@ def form_save(
             *_value_entries(instance, pending, stored, changed, reason),
             *_state_entries(instance, old_state, reason),
             *_visit_updates(visit, pending, instances, instance),
+            *voided,
         ],
     )
     return FormSaveResult(
@@ -144,6 +147,23 @@ def form_save(
         queries_opened=opened,
         queries_closed=closed,
     )
+
+
+def _void_signatures(
+    instance: FormInstance,
+    visit: Visit,
+    pending: "_Pending",
+    stored: StoredValues,
+    changed: list,
+    now: datetime.datetime,
+) -> list[AuditEntry]:
+    """A change of signed data voids the signatures that cover it; the investigator must sign again."""
+    signed = review.is_signed(instance, visit)
+    instance.signed = signed
+    if not signed or not any(typed_of(stored.get(key)) != pending.values[key] for key in changed):
+        return []
+    instance.signed = False
+    return review.signatures_void(visit=visit, reason=_("Signed data changed"), now=now)
 
 
 def _form_of(visit: Visit, form_code: str) -> FormSpec:
@@ -188,6 +208,9 @@ class Stored(NamedTuple):
     date: datetime.date | None
     missing_reason: str
     flags: list[str]
+    verified_at: datetime.datetime | None
+    verified_by_id: int | None
+    changed_since_verification: bool
 
 
 def _stored_values(visit: Visit) -> StoredValues:
@@ -308,12 +331,36 @@ def _required_without_value(pending: _Pending) -> list[ItemDefinition]:
     return [item for item in spec.entered if item.required and pending.values[(spec.code, item.code)].is_empty]
 
 
-_VALUE_COLUMNS = ("visit_id", "item_id", "number", "text", "date", "missing_reason", "flags", "updated_at")
+_VALUE_COLUMNS = (
+    "visit_id",
+    "item_id",
+    "number",
+    "text",
+    "date",
+    "missing_reason",
+    "flags",
+    "updated_at",
+    "verified_at",
+    "verified_by_id",
+    "changed_since_verification",
+)
 _UPSERT_ROWS_PER_STATEMENT = 1000
-_PG_VALUE_TYPES = ("bigint", "bigint", "numeric", "text", "date", "text", "jsonb", "timestamptz")
+_PG_VALUE_TYPES = (
+    "bigint",
+    "bigint",
+    "numeric",
+    "text",
+    "date",
+    "text",
+    "jsonb",
+    "timestamptz",
+    "timestamptz",
+    "integer",
+    "boolean",
+)
 
 
-def _write_values(pending: _Pending, stored: StoredValues, changed: list, now: datetime.datetime) -> None:
+def _write_values(pending: _Pending, stored: StoredValues, changed: list, now: datetime.datetime, user: object) -> None:
     """One upsert statement for every changed item, whatever their number.
 
     Plain SQL (INSERT ... ON CONFLICT DO UPDATE, on PostgreSQL and SQLite alike): the ORM's bulk_create builds a
@@ -338,6 +385,7 @@ def _write_values(pending: _Pending, stored: StoredValues, changed: list, now: d
                 value.missing_reason,
                 json.dumps(list(pending.flags[key])),
                 at,
+                *_verification_after(stored.get(key), value),
             )
         )
     quote = connection.ops.quote_name
@@ -362,6 +410,20 @@ def _write_values(pending: _Pending, stored: StoredValues, changed: list, now: d
                 f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholder] * len(chunk))}{conflict}",
                 [param for row in chunk for param in row],
             )
+
+
+def _verification_after(before: "Stored | None", value: Typed) -> tuple:
+    """A changed value loses its source data verification, and shows it changed since; a re-flag keeps it."""
+    if before is None:
+        return (None, None, False)
+    if typed_of(before) == value:
+        verified_at = before.verified_at
+        return (
+            verified_at and connection.ops.adapt_datetimefield_value(verified_at),
+            before.verified_by_id,
+            before.changed_since_verification,
+        )
+    return (None, None, before.verified_at is not None or before.changed_since_verification)
 
 
 def _write_instance(instance: FormInstance, user: object, state: str, now: datetime.datetime) -> None:
@@ -390,6 +452,7 @@ def _sync_queries(pending: _Pending, stored: StoredValues, user: object, now: da
                     Query(
                         visit=pending.visit,
                         item=specs[key[0]].by_code[key[1]],
+                        form=specs[key[0]].definition,
                         origin=QueryOrigin.AUTOMATIC,
                         check_code=check_code,
                         message=message,
@@ -406,13 +469,7 @@ def _sync_queries(pending: _Pending, stored: StoredValues, user: object, now: da
         and any(flag in stored[key].flags for flag in QUERY_FLAGS)
         and not any(flag in pending.flags[key] for flag in QUERY_FLAGS)
     ]
-    closed = 0
-    if cleared:
-        closed = (
-            Query.objects.filter(visit=pending.visit, item_id__in=cleared, origin=QueryOrigin.AUTOMATIC)
-            .exclude(state=QueryState.CLOSED)
-            .update(state=QueryState.CLOSED, closed_at=now)
-        )
+    closed = review.close_automatic(visit=pending.visit, item_ids=cleared, now=now) if cleared else 0
     return len(new), closed
 
 

@@ -1,0 +1,415 @@
+"""Data review: queries and their threads, source data verification, investigator signatures and locks.
+
+One function per action, each in one transaction, each audited. form_save calls `form_guard` and
+`signatures_void`, so a locked form cannot change and a change of signed data voids the signature.
+"""
+
+import datetime
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from capture.definitions import visit_forms
+from capture.errors import LockedError, OpenQueriesError, QueryTransitionError
+from capture.models import (
+    FormInstance,
+    FormState,
+    ItemValue,
+    Lock,
+    Query,
+    QueryEvent,
+    QueryEventKind,
+    QueryOrigin,
+    QueryState,
+    Signature,
+)
+from trial import access
+from trial.access import Action
+from trial.audit import AuditEntry, audit_write
+from trial.errors import InvalidInput
+from trial.models import FormDefinition, Participant, Visit
+
+SIGNATURE_MEANING = "I confirm that the data are accurate and complete."
+
+# --- Locks and signatures as seen by form_save -------------------------------------------------------------
+
+
+def form_guard(instance: FormInstance, visit: Visit, form: FormDefinition) -> None:
+    """Refuse a save of locked data. A form not yet started may still fall under a visit or participant lock."""
+    locked = instance.locked if instance.pk else _active_locks(visit.participant_id, visit.pk, form.pk).exists()
+    if locked:
+        raise LockedError(_("These data are locked by the data manager: they cannot be changed until unlocked."))
+
+
+def _active_locks(participant_id: int, visit_id: int, form_id: int) -> "object":
+    covering = Q(visit__isnull=True) | Q(visit_id=visit_id, form__isnull=True) | Q(visit_id=visit_id, form_id=form_id)
+    return Lock.objects.filter(covering, participant_id=participant_id, released_at__isnull=True)
+
+
+def is_signed(instance: FormInstance, visit: Visit) -> bool:
+    if instance.pk:
+        return instance.signed
+    return Signature.objects.filter(participant_id=visit.participant_id, visit=None, voided_at=None).exists()
+
+
+def signatures_void(*, visit: Visit, reason: str, now: datetime.datetime) -> list[AuditEntry]:
+    """Void every valid signature that covers the visit (its own and the casebook's); returns audit entries."""
+    covering = Signature.objects.filter(participant_id=visit.participant_id, voided_at=None).filter(
+        Q(visit=None) | Q(visit=visit)
+    )
+    voided = list(covering.values_list("pk", flat=True))
+    if not voided:
+        return []
+    Signature.objects.filter(pk__in=voided).update(voided_at=now, void_reason=reason)
+    _refresh_signed(visit.participant_id)
+    return [AuditEntry("signature", str(pk), "void", reason=reason) for pk in voided]
+
+
+def _refresh_signed(participant_id: int) -> None:
+    valid = Signature.objects.filter(participant_id=participant_id, voided_at=None).filter(
+        Q(visit=None) | Q(visit=OuterRef("visit"))
+    )
+    FormInstance.objects.filter(visit__participant_id=participant_id).update(signed=Exists(valid))
+
+
+def _refresh_locked(participant_id: int) -> None:
+    active = Lock.objects.filter(participant_id=participant_id, released_at__isnull=True).filter(
+        Q(visit=None) | Q(visit=OuterRef("visit"), form=None) | Q(visit=OuterRef("visit"), form=OuterRef("definition"))
+    )
+    FormInstance.objects.filter(visit__participant_id=participant_id).update(locked=Exists(active))
+
+
+# --- Queries -----------------------------------------------------------------------------------------------
+
+_ALLOWED = {
+    QueryEventKind.ANSWERED: {QueryState.OPEN, QueryState.ANSWERED},
+    QueryEventKind.CLOSED: {QueryState.OPEN, QueryState.ANSWERED},
+    QueryEventKind.REOPENED: {QueryState.ANSWERED, QueryState.CLOSED},
+}
+_STATE_AFTER = {
+    QueryEventKind.ANSWERED: QueryState.ANSWERED,
+    QueryEventKind.CLOSED: QueryState.CLOSED,
+    QueryEventKind.REOPENED: QueryState.OPEN,
+}
+_ACTION = {
+    QueryEventKind.ANSWERED: Action.ENTER_DATA,
+    QueryEventKind.CLOSED: Action.RAISE_QUERY,
+    QueryEventKind.REOPENED: Action.RAISE_QUERY,
+}
+
+
+def queries_visible(user: object) -> "object":
+    """Every query the user may see: those of the visits of their sites."""
+    return Query.objects.filter(visit__in=access.visits(user))
+
+
+@transaction.atomic
+def query_raise(*, user: object, visit_id: int, message: str, form_code: str = "", item_code: str = "") -> Query:
+    """A monitor or data manager asks the site about an item value, a form or a whole visit."""
+    visit = _visit(user, visit_id, Action.RAISE_QUERY)
+    form, item = _target(visit, form_code, item_code)
+    _require_text(message, "message")
+    now = timezone.now()
+    query = Query.objects.create(
+        visit=visit,
+        form=form,
+        item=item,
+        origin=QueryOrigin.MANUAL,
+        message=message.strip(),
+        created_at=now,
+        created_by=user,
+    )
+    QueryEvent.objects.create(
+        query=query, kind=QueryEventKind.RAISED, author=user, at=now, text=message.strip(), state_after=QueryState.OPEN
+    )
+    _audit_query(user, query, "raise", "", QueryState.OPEN, message)
+    return query
+
+
+@transaction.atomic
+def query_answer(*, user: object, query_id: int, message: str) -> Query:
+    """The site replies (often after correcting the value); the monitor then closes or re-opens the query."""
+    return _transition(user, query_id, QueryEventKind.ANSWERED, message, required=True)
+
+
+@transaction.atomic
+def query_close(*, user: object, query_id: int, message: str = "") -> Query:
+    """The monitor or data manager accepts the answer (or the data) and closes the query."""
+    return _transition(user, query_id, QueryEventKind.CLOSED, message, required=False)
+
+
+@transaction.atomic
+def query_reopen(*, user: object, query_id: int, message: str) -> Query:
+    """The answer does not resolve the discrepancy: the query goes back to the site."""
+    return _transition(user, query_id, QueryEventKind.REOPENED, message, required=True)
+
+
+def _transition(user: object, query_id: int, kind: str, message: str, *, required: bool) -> Query:
+    query = access.get_or_404(
+        queries_visible(user).select_for_update(of=("self",)).select_related("visit__participant"), pk=query_id
+    )
+    access.require(user, _ACTION[kind], query.visit.participant.site_id)
+    if query.state not in _ALLOWED[kind]:
+        raise QueryTransitionError(
+            _("A query that is %(state)s cannot be %(step)s.")
+            % {"state": query.get_state_display().lower(), "step": QueryEventKind(kind).label.lower()}
+        )
+    if required:
+        _require_text(message, "message")
+    now = timezone.now()
+    old = query.state
+    query.state = _STATE_AFTER[kind]
+    query.closed_at, query.closed_by = (now, user) if query.state == QueryState.CLOSED else (None, None)
+    query.save(update_fields=["state", "closed_at", "closed_by"])
+    QueryEvent.objects.create(
+        query=query, kind=kind, author=user, at=now, text=message.strip(), state_after=query.state
+    )
+    _audit_query(user, query, kind, old, query.state, message)
+    return query
+
+
+def close_automatic(*, visit: Visit, item_ids: list[int], now: datetime.datetime) -> int:
+    """Close the automatic queries of items whose check a correction has cleared (called by form_save)."""
+    queries = Query.objects.filter(visit=visit, item_id__in=item_ids, origin=QueryOrigin.AUTOMATIC).exclude(
+        state=QueryState.CLOSED
+    )
+    ids = list(queries.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    Query.objects.filter(pk__in=ids).update(state=QueryState.CLOSED, closed_at=now)
+    QueryEvent.objects.bulk_create(
+        QueryEvent(
+            query_id=pk,
+            kind=QueryEventKind.AUTO_CLOSED,
+            at=now,
+            state_after=QueryState.CLOSED,
+            text=_("The correction cleared the edit check."),
+        )
+        for pk in ids
+    )
+    return len(ids)
+
+
+def _audit_query(user: object, query: Query, action: str, old: str, new: str, message: str) -> None:
+    audit_write(
+        user=user,
+        participant=query.visit.participant,
+        entries=[
+            AuditEntry(
+                "query",
+                str(query.pk),
+                action,
+                query.form.code if query.form_id else "",
+                query.item.code if query.item_id else "",
+                old,
+                new,
+                message.strip(),
+            )
+        ],
+    )
+
+
+# --- Source data verification ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def items_verify(*, user: object, visit_id: int, form_code: str, item_codes: list[str] | None = None) -> int:
+    """A monitor marks item values (all of the form's by default) as checked against the source documents."""
+    visit = _visit(user, visit_id, Action.VERIFY)
+    spec = _spec(visit, form_code)
+    codes = item_codes if item_codes is not None else [item.code for item in spec.entered]
+    unknown = sorted(set(codes) - {item.code for item in spec.entered})
+    if unknown:
+        raise InvalidInput(
+            errors={code: [_("%(code)s is not an item of this form.") % {"code": code}] for code in unknown}
+        )
+    now = timezone.now()
+    values = ItemValue.objects.filter(visit=visit, item__in=[spec.by_code[code] for code in codes]).exclude(
+        number__isnull=True, text="", date__isnull=True, missing_reason=""
+    )
+    verified = list(values.filter(verified_at__isnull=True).values_list("item__code", flat=True))
+    values.filter(verified_at__isnull=True).update(verified_at=now, verified_by=user, changed_since_verification=False)
+    audit_write(
+        user=user,
+        participant=visit.participant,
+        entries=[AuditEntry("form", str(visit.pk), "verify", form_code, code) for code in sorted(verified)],
+    )
+    return len(verified)
+
+
+# --- Signatures --------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def visit_sign(*, user: object, visit_id: int, password: str, meaning: str = SIGNATURE_MEANING) -> Signature:
+    """The investigator signs a visit's data after entering their password again (21 CFR 11.200)."""
+    visit = _visit(user, visit_id, Action.SIGN)
+    _check_password(user, password)
+    incomplete = [spec.code for spec in visit_forms(visit) if not _complete(visit, spec.definition)]
+    if incomplete:
+        raise InvalidInput(
+            _("Every form must be complete before signing; not yet: %(forms)s.") % {"forms": ", ".join(incomplete)}
+        )
+    return _sign(user, visit.participant, visit, meaning)
+
+
+@transaction.atomic
+def casebook_sign(*, user: object, participant_id: int, password: str, meaning: str = SIGNATURE_MEANING) -> Signature:
+    """The investigator signs the participant's whole casebook as it stands."""
+    participant = access.participant_or_404(user, participant_id, Action.SIGN)
+    _check_password(user, password)
+    return _sign(user, participant, None, meaning)
+
+
+def _sign(user: object, participant: Participant, visit: Visit | None, meaning: str) -> Signature:
+    signature = Signature.objects.create(
+        participant=participant, visit=visit, signed_by=user, signed_at=timezone.now(), meaning=meaning
+    )
+    _refresh_signed(participant.pk)
+    audit_write(
+        user=user,
+        participant=participant,
+        entries=[
+            AuditEntry(
+                "signature",
+                str(signature.pk),
+                "sign",
+                "",
+                "",
+                "",
+                f"{visit.definition.code if visit else 'casebook'}",
+                meaning,
+            )
+        ],
+    )
+    return signature
+
+
+def _complete(visit: Visit, definition: FormDefinition) -> bool:
+    return FormInstance.objects.filter(visit=visit, definition=definition, state=FormState.COMPLETE).exists()
+
+
+def _check_password(user: object, password: str) -> None:
+    if not password or not user.check_password(password):
+        raise InvalidInput(errors={"password": [_("The password is not correct: the signature was not recorded.")]})
+
+
+# --- Locks -------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def lock_set(
+    *,
+    user: object,
+    participant_id: int,
+    visit_id: int | None = None,
+    form_code: str = "",
+    reason: str = "",
+    confirm_open_queries: bool = False,
+) -> Lock:
+    """A data manager freezes a participant's data, one visit's, or one form's."""
+    participant = access.participant_or_404(user, participant_id, Action.LOCK)
+    visit = _visit(user, visit_id, Action.LOCK) if visit_id else None
+    if visit is not None and visit.participant_id != participant.pk:
+        raise InvalidInput(errors={"visit": [_("This visit is not the participant's.")]})
+    form = _spec(visit, form_code).definition if form_code else None
+    if form_code and visit is None:
+        raise InvalidInput(errors={"visit": [_("Name the visit of the form to lock.")]})
+    open_queries = _open_queries(participant, visit, form)
+    if open_queries and not confirm_open_queries:
+        raise OpenQueriesError(
+            _("%(count)d queries are still open on these data: confirm to lock them anyway.") % {"count": open_queries},
+            open_queries=open_queries,
+        )
+    lock = Lock.objects.create(
+        participant=participant, visit=visit, form=form, locked_by=user, locked_at=timezone.now(), reason=reason.strip()
+    )
+    _refresh_locked(participant.pk)
+    audit_write(
+        user=user,
+        participant=participant,
+        entries=[
+            AuditEntry(
+                "lock", str(lock.pk), "lock", form.code if form else "", "", "", _scope(visit, form), reason.strip()
+            )
+        ],
+    )
+    return lock
+
+
+@transaction.atomic
+def lock_release(*, user: object, lock_id: int, reason: str) -> Lock:
+    """Unlock, with the reason: the data become editable again (unless another lock still covers them)."""
+    lock = access.get_or_404(
+        Lock.objects.filter(participant__in=access.participants(user)).select_for_update(of=("self",)), pk=lock_id
+    )
+    access.require(user, Action.LOCK, lock.participant.site_id)
+    if lock.released_at is not None:
+        raise QueryTransitionError(_("This lock was already released."))
+    _require_text(reason, "reason")
+    lock.released_at, lock.released_by, lock.release_reason = timezone.now(), user, reason.strip()
+    lock.save(update_fields=["released_at", "released_by", "release_reason"])
+    _refresh_locked(lock.participant_id)
+    audit_write(
+        user=user,
+        participant=lock.participant,
+        entries=[AuditEntry("lock", str(lock.pk), "unlock", "", "", "locked", "unlocked", reason.strip())],
+    )
+    return lock
+
+
+def _open_queries(participant: Participant, visit: Visit | None, form: FormDefinition | None) -> int:
+    queries = Query.objects.filter(visit__participant=participant).exclude(state=QueryState.CLOSED)
+    if visit is not None:
+        queries = queries.filter(visit=visit)
+    if form is not None:
+        queries = queries.filter(form=form)
+    return queries.count()
+
+
+def _scope(visit: Visit | None, form: FormDefinition | None) -> str:
+    if visit is None:
+        return "participant"
+    return f"{visit.definition.code} {form.code}" if form else visit.definition.code
+
+
+# --- Shared ------------------------------------------------------------------------------------------------
+
+
+def _visit(user: object, visit_id: int, action: Action) -> Visit:
+    visit = access.get_or_404(
+        access.visits(user)
+        .select_related("participant__protocol", "participant__arm", "participant__site", "definition")
+        .defer("participant__protocol__definition"),
+        pk=visit_id,
+    )
+    access.require(user, action, visit.participant.site_id)
+    return visit
+
+
+def _spec(visit: Visit, form_code: str) -> object:
+    for spec in visit_forms(visit):
+        if spec.code == form_code:
+            return spec
+    raise InvalidInput(errors={"form": [_("%(form)s is not collected at this visit.") % {"form": form_code}]})
+
+
+def _target(visit: Visit, form_code: str, item_code: str) -> tuple[FormDefinition | None, object]:
+    if not form_code:
+        if item_code:
+            raise InvalidInput(errors={"form": [_("Name the form of the item.")]})
+        return None, None
+    spec = _spec(visit, form_code)
+    if not item_code:
+        return spec.definition, None
+    item = spec.by_code.get(item_code)
+    if item is None:
+        raise InvalidInput(errors={"item": [_("%(code)s is not an item of this form.") % {"code": item_code}]})
+    return spec.definition, item
+
+
+def _require_text(text: str, field: str) -> None:
+    if not text or not text.strip():
+        raise InvalidInput(errors={field: [_("Write a message.") if field == "message" else _("Give the reason.")]})
