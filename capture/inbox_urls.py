@@ -1,0 +1,3 @@
+
+app_name = "inbox"
+urlpatterns: list = []  # being written

@@ -1,0 +1,3 @@
+
+app_name = "review"
+urlpatterns: list = []  # being written
