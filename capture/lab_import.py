@@ -514,10 +514,7 @@ def lab_import_upload(*, user: object, site: Site, file_name: str, data: bytes) 
 
 def import_reason(lab_import: LabImport) -> str:
     """The reason for change every value written by the import carries in the audit trail."""
-    return _("Bulk lab import %(file)s (%(sha)s)") % {
-        "file": lab_import.file_name,
-        "sha": lab_import.sha256[:SHA_PREFIX],
-    }
+    return f"Bulk lab import {lab_import.file_name} ({lab_import.sha256[:SHA_PREFIX]})"
 
 
 def lab_import_apply(*, user: object, lab_import: LabImport) -> dict:

@@ -163,7 +163,7 @@ def _void_signatures(
     if not signed or not any(typed_of(stored.get(key)) != pending.values[key] for key in changed):
         return []
     instance.signed = False
-    return review.signatures_void(visit=visit, reason=_("Signed data changed"), now=now)
+    return review.signatures_void(visit=visit, reason="Signed data changed", now=now)
 
 
 def _form_of(visit: Visit, form_code: str) -> FormSpec:
@@ -477,6 +477,8 @@ def _flags_of_check(check_code: str) -> tuple[str, ...]:
     return (Flag.WINDOW,) if check_code.startswith("WINDOW_") else (Flag.RULE,)
 
 
+# Reasons the system writes into the audit trail stay in English whatever the user's language: the trail is
+# read years later, by people of any site.
 def _value_entries(
     instance: FormInstance, pending: _Pending, stored: StoredValues, changed: list, reason: str
 ) -> list[AuditEntry]:
@@ -495,7 +497,7 @@ def _value_entries(
                 item_code=key[1],
                 old_value=display(before),
                 new_value=display(after),
-                reason=_("derived") if derived else reason,
+                reason="derived" if derived else reason,
             )
         )
     return entries
