@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.staticfiles import finders
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -102,7 +103,8 @@ def test_token_authenticates_requests(coordinator1):
 
 def test_session_login_authenticates_requests(coordinator1):
     client = APIClient()
-    assert client.login(username="coordinator1", password=PASSWORD)
+    # django-axes needs the request that carries the credentials
+    assert client.login(request=HttpRequest(), username="coordinator1", password=PASSWORD)
     assert client.get("/api/v1/sites/").status_code == 200
 
 
