@@ -9,6 +9,7 @@ import datetime
 import random
 from decimal import Decimal
 
+from django.conf import settings
 from django.utils import timezone
 
 from capture.definitions import visit_forms
@@ -184,3 +185,51 @@ def _consistent(rng: random.Random, values: dict) -> None:
             values["BILI"], values["BILDIR"] = values["BILDIR"], values["BILI"]
     if "CHOL" in values:
         values["HDL"] = f"{Decimal(values['CHOL']) * Decimal(str(rng.uniform(0.15, 0.35))):.2f}"
+
+
+def review(*, users: dict[str, object], seed: int = 1573923) -> dict[str, int]:
+    """A monitor's visits to sites 1-3: queries in every state, partly verified forms, a signed and a locked visit."""
+    from capture.review import items_verify, lock_set, query_answer, query_close, query_raise, visit_sign
+
+    rng = random.Random(seed)
+    monitor, investigator, datamanager = users["monitor"], users["investigator1"], users["datamanager"]
+    done = Visit.objects.filter(
+        participant__site__number__in=(1, 2, 3), progress="complete", definition__kind=VisitKind.VISIT
+    ).select_related("participant__site", "definition")
+    visits = list(done.order_by("participant__site__number", "participant_id", "target_date"))
+    counts = {"queries": 0, "verified_forms": 0}
+    for index, visit in enumerate(visits):
+        coordinator = users[f"coordinator{visit.participant.site.number}"]
+        if index % 3 == 0:
+            query = query_raise(
+                user=monitor,
+                visit_id=visit.pk,
+                form_code="LIVER",
+                item_code="ALT",
+                message="The value differs from the laboratory report on file: please check.",
+            )
+            counts["queries"] += 1
+            fate = rng.random()
+            if fate < 0.6:
+                query_answer(user=coordinator, query_id=query.pk, message="Checked against the report: correct.")
+            if fate < 0.3:
+                query_close(user=monitor, query_id=query.pk, message="Confirmed on source.")
+        if index % 2 == 0:
+            codes = None if index % 4 == 0 else ["ALT", "AST", "BILI"]
+            items_verify(user=monitor, visit_id=visit.pk, form_code="LIVER", item_codes=codes)
+            counts["verified_forms"] += 1
+    by_participant: dict[int, list[Visit]] = {}
+    for visit in visits:
+        if visit.participant.site.number == 1:
+            by_participant.setdefault(visit.participant_id, []).append(visit)
+    chosen = next((pair for pair in by_participant.values() if len(pair) >= 2), None)
+    if chosen is not None:  # the first visit signed by the investigator, the next one locked by the data manager
+        visit_sign(user=investigator, visit_id=chosen[0].pk, password=settings.DEMO_PASSWORD)
+        lock_set(
+            user=datamanager,
+            participant_id=chosen[1].participant_id,
+            visit_id=chosen[1].pk,
+            reason="Reviewed and cleaned for the interim analysis",
+            confirm_open_queries=True,
+        )
+    return counts

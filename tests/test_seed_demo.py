@@ -4,7 +4,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from capture.demo import CORRECTION_REASON
-from capture.models import FormInstance, ItemValue, Query
+from capture.models import FormInstance, ItemValue, Query, Signature
 from trial.audit import audit_verify
 from trial.models import AuditRecord, Participant, ParticipantStatus, Visit, VisitState
 
@@ -37,6 +37,15 @@ def test_past_visits_hold_realistic_values_and_future_ones_none(seeded):
     assert not ItemValue.objects.filter(visit__in=future).exists()
     assert not FormInstance.objects.filter(visit__in=future).exists()
     assert audit_verify() is None
+
+
+def test_demo_review_has_queries_in_every_state_verified_forms_and_a_signature(seeded):
+    manual = set(Query.objects.filter(origin="manual").values_list("state", flat=True))
+    assert manual == {"open", "answered", "closed"}
+    assert Query.objects.filter(origin="manual").values("visit__participant__site").distinct().count() >= 2
+    assert ItemValue.objects.filter(verified_at__isnull=False).exists()
+    assert Signature.objects.filter(voided_at=None).count() == 1
+    assert FormInstance.objects.filter(signed=True).exists() and FormInstance.objects.filter(locked=True).exists()
 
 
 def test_seeding_twice_adds_nothing(seeded):

@@ -20,7 +20,11 @@ class Command(BaseCommand):
         if created:
             coordinators = {number: users[f"coordinator{number}"] for number in range(1, 7)}
             forms = capture_demo.fill(users_by_site=coordinators)
-            self.stdout.write(f"Created {created} demo participants and {forms} filled forms.")
+            reviewed = capture_demo.review(users=users)
+            self.stdout.write(
+                f"Created {created} demo participants, {forms} filled forms, {reviewed['queries']} monitor queries "
+                f"and {reviewed['verified_forms']} verified forms."
+            )
         else:
             self.stdout.write("Demo participants already present; left as they are.")
         roles = {demo.username: demo.role for demo in trial_demo.DEMO_USERS}
