@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from capture.models import Flag, MissingReason
 from trial.models import DataType, ItemDefinition, Visit
+from trial.scoring import COMPARISONS
 from trial.services import hard_range_error
 
 _NUMBER = re.compile(r"^[+-]?\d{1,14}(\.\d{1,6})?$")
@@ -21,12 +22,6 @@ _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
 MAX_TEXT = 2000
 
-_RULE_TESTS = {
-    "lt": lambda left, right: left < right,
-    "lte": lambda left, right: left <= right,
-    "gt": lambda left, right: left > right,
-    "gte": lambda left, right: left >= right,
-}
 
 
 @dataclass(frozen=True)
@@ -147,7 +142,7 @@ def rule_failures(checks: list[dict], numbers: dict[str, Decimal | None]) -> lis
     failed = []
     for check in checks:
         left, right = numbers.get(check["left"]), numbers.get(check["right"])
-        if left is not None and right is not None and not _RULE_TESTS[check["op"]](left, right):
+        if left is not None and right is not None and not COMPARISONS[check["op"]](left, right):
             failed.append(check)
     return failed
 

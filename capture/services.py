@@ -29,6 +29,7 @@ from capture.models import Flag, FormInstance, FormState, ItemValue, Query, Quer
 from trial import access
 from trial.access import Action
 from trial.audit import AuditEntry, audit_write
+from trial.bulk_sql import insert_rows
 from trial.errors import InvalidInput
 from trial.models import ItemDefinition, Visit, VisitProgress
 
@@ -126,7 +127,7 @@ def form_save(
     state = _next_state(instance, pending, complete, changed, reason)
     now = timezone.now()
     voided = _void_signatures(instance, visit, pending, stored, changed, now)
-    _write_values(pending, stored, changed, now, user)
+    _write_values(pending, stored, changed, now)
     old_state = instance.state
     _write_instance(instance, user, state, now)
     opened, closed = _sync_queries(pending, stored, user, now)
@@ -344,7 +345,6 @@ _VALUE_COLUMNS = (
     "verified_by_id",
     "changed_since_verification",
 )
-_UPSERT_ROWS_PER_STATEMENT = 1000
 _PG_VALUE_TYPES = (
     "bigint",
     "bigint",
@@ -360,7 +360,7 @@ _PG_VALUE_TYPES = (
 )
 
 
-def _write_values(pending: _Pending, stored: StoredValues, changed: list, now: datetime.datetime, user: object) -> None:
+def _write_values(pending: _Pending, stored: StoredValues, changed: list, now: datetime.datetime) -> None:
     """One upsert statement for every changed item, whatever their number.
 
     Plain SQL (INSERT ... ON CONFLICT DO UPDATE, on PostgreSQL and SQLite alike): the ORM's bulk_create builds a
@@ -388,28 +388,13 @@ def _write_values(pending: _Pending, stored: StoredValues, changed: list, now: d
                 *_verification_after(stored.get(key), value),
             )
         )
-    quote = connection.ops.quote_name
-    table = quote(ItemValue._meta.db_table)
-    columns = ", ".join(quote(column) for column in _VALUE_COLUMNS)
-    conflict = f" ON CONFLICT ({quote('visit_id')}, {quote('item_id')}) DO UPDATE SET " + ", ".join(
-        f"{quote(column)} = EXCLUDED.{quote(column)}" for column in _VALUE_COLUMNS[2:]
+    insert_rows(
+        table=ItemValue._meta.db_table,
+        columns=_VALUE_COLUMNS,
+        pg_types=_PG_VALUE_TYPES,
+        rows=rows,
+        conflict_columns=("visit_id", "item_id"),
     )
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One array per column: the statement's text is the same for any number of items.
-            arrays = ", ".join(f"%s::{kind}[]" for kind in _PG_VALUE_TYPES)
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}){conflict}",
-                [list(column) for column in zip(*rows, strict=True)],
-            )
-            return
-        placeholder = "(" + ", ".join(["%s"] * len(_VALUE_COLUMNS)) + ")"
-        for start in range(0, len(rows), _UPSERT_ROWS_PER_STATEMENT):
-            chunk = rows[start : start + _UPSERT_ROWS_PER_STATEMENT]
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholder] * len(chunk))}{conflict}",
-                [param for row in chunk for param in row],
-            )
 
 
 def _verification_after(before: "Stored | None", value: Typed) -> tuple:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.utils import timezone
 
+from trial.bulk_sql import insert_rows
 from trial.models import AuditRecord, Participant, Site
 
 GENESIS_HASH = "0" * 64
@@ -43,7 +44,6 @@ _CONTENT_FIELDS = (
     "reason",
 )
 _COLUMNS = (*_CONTENT_FIELDS, "previous_hash", "hash")
-_ROWS_PER_STATEMENT = 500  # SQLite allows 32,766 parameters in one statement
 
 
 def _content_hash(previous_hash: str, content: dict) -> str:
@@ -105,36 +105,19 @@ def audit_write(
     return len(rows)
 
 
-_PG_TYPES = {
-    "at": "timestamptz",
-    "user_id": "integer",
-    "site_id": "bigint",
-    "participant_id": "bigint",
-}
+_PG_TYPES = {"at": "timestamptz", "user_id": "integer", "site_id": "bigint", "participant_id": "bigint"}
 
 
 def _insert(rows: list[list]) -> None:
-    quote = connection.ops.quote_name
-    table = quote(AuditRecord._meta.db_table)
-    columns = ", ".join(quote(column) for column in _COLUMNS)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One array per column: the statement's text is the same for any number of rows.
-            arrays = ", ".join(f"%s::{_PG_TYPES.get(column, 'text')}[]" for column in _COLUMNS)
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})",
-                [list(c) for c in zip(*rows, strict=True)],
-            )
-            return
-        placeholder = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
-        at = _COLUMNS.index("at")
-        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-            chunk = rows[start : start + _ROWS_PER_STATEMENT]
-            params = []
-            for row in chunk:
-                row[at] = connection.ops.adapt_datetimefield_value(row[at])
-                params.extend(row)
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholder] * len(chunk))}", params)
+    at = _COLUMNS.index("at")
+    for row in rows:
+        row[at] = connection.ops.adapt_datetimefield_value(row[at])
+    insert_rows(
+        table=AuditRecord._meta.db_table,
+        columns=_COLUMNS,
+        pg_types=[_PG_TYPES.get(column, "text") for column in _COLUMNS],
+        rows=rows,
+    )
 
 
 def audit_verify() -> AuditRecord | None:

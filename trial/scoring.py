@@ -4,7 +4,8 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
-_BOUND_TESTS = {
+# The comparisons the protocol file may name, for Child-Pugh bands and cross-item edit checks alike.
+COMPARISONS = {
     "lt": lambda value, bound: value < bound,
     "lte": lambda value, bound: value <= bound,
     "gt": lambda value, bound: value > bound,
@@ -23,8 +24,8 @@ class ChildPugh:
 
 def _band_points(bands: list[dict], value: Decimal) -> int:
     for band in bands:
-        tests = {key: bound for key, bound in band.items() if key in _BOUND_TESTS}
-        if all(_BOUND_TESTS[key](value, Decimal(str(bound))) for key, bound in tests.items()):
+        tests = {key: bound for key, bound in band.items() if key in COMPARISONS}
+        if all(COMPARISONS[key](value, Decimal(str(bound))) for key, bound in tests.items()):
             return band["points"]
     raise ValueError(f"{value} falls in no band of the Child-Pugh table")
 
