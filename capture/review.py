@@ -264,6 +264,8 @@ def casebook_sign(*, user: object, participant_id: int, password: str, meaning: 
 
 
 def _sign(user: object, participant: Participant, visit: Visit | None, meaning: str) -> Signature:
+    _require_text(meaning, "meaning")
+    _limit(meaning, "meaning")
     signature = Signature.objects.create(
         participant=participant, visit=visit, signed_by=user, signed_at=timezone.now(), meaning=meaning
     )
@@ -314,9 +316,10 @@ def lock_set(
     visit = _visit(user, visit_id, Action.LOCK) if visit_id else None
     if visit is not None and visit.participant_id != participant.pk:
         raise InvalidInput(errors={"visit": [_("This visit is not the participant's.")]})
-    form = _spec(visit, form_code).definition if form_code else None
     if form_code and visit is None:
         raise InvalidInput(errors={"visit": [_("Name the visit of the form to lock.")]})
+    form = _spec(visit, form_code).definition if form_code else None
+    _limit(reason, "reason")
     open_queries = _open_queries(participant, visit, form)
     if open_queries and not confirm_open_queries:
         raise OpenQueriesError(
@@ -349,6 +352,7 @@ def lock_release(*, user: object, lock_id: int, reason: str) -> Lock:
     if lock.released_at is not None:
         raise QueryTransitionError(_("This lock was already released."))
     _require_text(reason, "reason")
+    _limit(reason, "reason")
     lock.released_at, lock.released_by, lock.release_reason = timezone.now(), user, reason.strip()
     lock.save(update_fields=["released_at", "released_by", "release_reason"])
     _refresh_locked(lock.participant_id)
@@ -413,3 +417,8 @@ def _target(visit: Visit, form_code: str, item_code: str) -> tuple[FormDefinitio
 def _require_text(text: str, field: str) -> None:
     if not text or not text.strip():
         raise InvalidInput(errors={field: [_("Write a message.") if field == "message" else _("Give the reason.")]})
+
+
+def _limit(text: str, field: str, most: int = 300) -> None:
+    if len(text.strip()) > most:
+        raise InvalidInput(errors={field: [_("At most %(most)d characters.") % {"most": most}]})
