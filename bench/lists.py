@@ -29,7 +29,17 @@ from trial.models import (
 from trial.services import protocol_load, schedule
 
 SIZES = (10, 10_000)
-URLS = ("/", "/participants/", "/matrix/", "/api/v1/participants/", "/api/v1/visits/", "/api/v1/sites/")
+URLS = (
+    "/",
+    "/participants/",
+    "/matrix/",
+    "/inbox/queries/",
+    "/inbox/sdv/",
+    "/api/v1/participants/",
+    "/api/v1/visits/",
+    "/api/v1/sites/",
+    "/api/v1/queries/",
+)
 REPEATS = 7
 
 
