@@ -23,7 +23,6 @@ _FALSE = {"false", "no", "n", "0"}
 MAX_TEXT = 2000
 
 
-
 @dataclass(frozen=True)
 class Typed:
     """A parsed value in the column it is stored in. All empty means no value."""

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from capture.definitions import visit_forms
 from capture.errors import LockedError, OpenQueriesError, QueryTransitionError
@@ -323,7 +324,12 @@ def lock_set(
     open_queries = _open_queries(participant, visit, form)
     if open_queries and not confirm_open_queries:
         raise OpenQueriesError(
-            _("%(count)d queries are still open on these data: confirm to lock them anyway.") % {"count": open_queries},
+            ngettext(
+                "%(count)d query is still open on these data: confirm to lock them anyway.",
+                "%(count)d queries are still open on these data: confirm to lock them anyway.",
+                open_queries,
+            )
+            % {"count": open_queries},
             open_queries=open_queries,
         )
     lock = Lock.objects.create(

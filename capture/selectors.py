@@ -4,7 +4,7 @@ trial/access.py (with participant, protocol, arm and definition loaded); each re
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q
+from django.db.models import Count
 
 from capture.checks import Typed
 from capture.definitions import FormSpec, visit_forms
@@ -45,9 +45,9 @@ def visit_form_summaries(visit: Visit) -> list[FormSummary]:
     open_counts = dict(
         Query.objects.filter(visit=visit)
         .exclude(state=QueryState.CLOSED)
-        .values("item__form_id")
+        .values("form_id")
         .annotate(n=Count("id"))
-        .values_list("item__form_id", "n")
+        .values_list("form_id", "n")
     )
     return [
         FormSummary(
@@ -66,13 +66,3 @@ def form_current(visit: Visit, spec: FormSpec) -> tuple[FormInstance | None, dic
         value = stored.get(item.pk)
         values[item.code] = CurrentValue(item=item, value=typed_of(value), flags=tuple(value.flags) if value else ())
     return instance, values
-
-
-def open_queries_by_item(visit: Visit, spec: FormSpec) -> dict[str, list[Query]]:
-    """Open and answered queries of the form's items, by item code (1 query)."""
-    by_item: dict[str, list[Query]] = {}
-    codes = {item.pk: item.code for item in spec.items}
-    queries = Query.objects.filter(visit=visit, item_id__in=codes).filter(~Q(state=QueryState.CLOSED))
-    for query in queries.order_by("created_at"):
-        by_item.setdefault(codes[query.item_id], []).append(query)
-    return by_item

@@ -108,9 +108,10 @@ def form_save(
     if visit is None or visit.pk != visit_id:
         visit = visit_for_entry(user=user, visit_id=visit_id)
     spec = _form_of(visit, form_code)
-    entered = _parse_entries(spec, values or {}, missing or {})
     instances = {form.definition_id: form for form in FormInstance.objects.filter(visit=visit)}
     instance = instances.get(spec.definition.pk) or FormInstance(visit=visit, definition=spec.definition)
+    review.form_guard(instance, visit, spec.definition)  # locked data: refused whatever was entered
+    entered = _parse_entries(spec, values or {}, missing or {})
     if instance.version != version:
         raise StaleVersionError(
             _(
@@ -120,7 +121,6 @@ def form_save(
             % {"current": instance.version, "yours": version},
             current_version=instance.version,
         )
-    review.form_guard(instance, visit, spec.definition)
     stored = _stored_values(visit)
     pending = _pending(visit, spec, entered, stored, partial)
     changed = _changed(pending, stored)

@@ -2,7 +2,8 @@
 
 Thin: every visit is reached through trial.access (another site's is 404), reads come from capture.selectors
 and capture.page_selectors, and a save is capture.services.form_save, whose domain errors become field-level
-messages (400) or a conflict page (409).
+messages (400), a conflict page (409) or, on locked data, the lock's message (423). The review actions the
+pages offer post to capture.review_views.
 """
 
 from django.contrib import messages
@@ -17,10 +18,10 @@ from django.views.decorators.http import require_http_methods
 
 from capture import page_selectors
 from capture.definitions import FormSpec
-from capture.errors import StaleVersionError
+from capture.errors import LockedError, StaleVersionError
 from capture.forms import FormEntryForm, in_language, initial_entries, item_groups
-from capture.models import FormInstance
-from capture.selectors import form_current, open_queries_by_item, visit_form_summaries
+from capture.page_selectors import FormReview
+from capture.selectors import visit_form_summaries
 from capture.services import FormSaveResult, form_save, visit_for_entry
 from trial import access
 from trial.access import Action
@@ -36,12 +37,15 @@ def _may_enter(request: HttpRequest, visit: Visit) -> bool:
 @require_http_methods(["GET"])
 def visit(request: HttpRequest, visit_id: int) -> HttpResponse:
     visit = page_selectors.visit_or_404(request.user, visit_id)
+    review = page_selectors.visit_review(visit, visit_form_summaries(visit))
     context = {
         "visit": visit,
         "participant": visit.participant,
-        "forms": visit_form_summaries(visit),
+        "forms": review.forms,
         "may_enter": _may_enter(request, visit),
         "today": timezone.localdate(),
+        "review": review,
+        "may": page_selectors.review_permissions(request.user, visit.participant.site_id),
     }
     return render(request, "capture/visit.html", context)
 
@@ -56,12 +60,12 @@ def form_entry(request: HttpRequest, visit_id: int, form_code: str) -> HttpRespo
             return _save(request, visit, page_selectors.form_spec_or_404(visit, form_code))
     visit = page_selectors.visit_or_404(request.user, visit_id)
     spec = page_selectors.form_spec_or_404(visit, form_code)
-    instance, current = form_current(visit, spec)
+    review = page_selectors.form_review(visit, spec)
     form = None
     if _may_enter(request, visit):
-        version = instance.version if instance else 0
-        form = FormEntryForm(spec=spec, visit_id=visit.pk, initial=initial_entries(current, version))
-    return _form_page(request, visit, spec, form, (instance, current))
+        version = review.instance.version if review.instance else 0
+        form = FormEntryForm(spec=spec, visit_id=visit.pk, initial=initial_entries(review.current, version))
+    return _form_page(request, visit, spec, form, review)
 
 
 def _save(request: HttpRequest, visit: Visit, spec: FormSpec) -> HttpResponse:
@@ -89,6 +93,8 @@ def _save(request: HttpRequest, visit: Visit, spec: FormSpec) -> HttpResponse:
     except InvalidInput as invalid:
         form.add_domain_errors(invalid.errors)
         return _form_page(request, visit, spec, form, status=400)
+    except LockedError as locked:
+        return _form_page(request, visit, spec, None, status=locked.http_status, locked=str(locked))
     _report_save(request, visit, spec, result)
     return redirect("capture:visit", visit_id=visit.pk)
 
@@ -122,21 +128,28 @@ def _form_page(
     visit: Visit,
     spec: FormSpec,
     form: FormEntryForm | None,
-    read: tuple[FormInstance | None, dict] | None = None,
+    review: FormReview | None = None,
     *,
     status: int = 200,
     conflict: str = "",
+    locked: str = "",
 ) -> HttpResponse:
-    instance, current = read or form_current(visit, spec)
+    review = review or page_selectors.form_review(visit, spec)
+    if review.locked:
+        form = None  # locked data show no inputs to anyone
+    instance = review.instance
     context = {
         "visit": visit,
         "participant": visit.participant,
         "spec": spec,
         "instance": instance,
         "form": form,
-        "groups": item_groups(spec, current, open_queries_by_item(visit, spec), form),
+        "groups": item_groups(spec, review.current, review.queries, form),
         "ask_reason": bool(instance and instance.first_completed_at),
         "conflict": conflict,
+        "review": review,
+        "may": page_selectors.review_permissions(request.user, visit.participant.site_id),
+        "locked_error": locked,
     }
     return render(request, "capture/form.html", context, status=status)
 

@@ -696,7 +696,7 @@ def test_lock_with_open_queries_is_409_then_201_when_confirmed(queries, datamana
     response = client.post("/api/v1/locks/", lock_body(m3), format="json")
     assert response.status_code == 409
     assert response.json() == {
-        "detail": "1 queries are still open on these data: confirm to lock them anyway.",
+        "detail": "1 query is still open on these data: confirm to lock them anyway.",
         "open_queries": 1,
     }
     assert writes() == before
