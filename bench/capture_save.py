@@ -29,26 +29,10 @@ ITEMS = 45
 
 
 def amended_protocol() -> None:
+    from tests.capture.conftest import numeric_form
+
     definition = yaml.safe_load(DEFAULT_PATH.read_text())
-    definition["forms"].append(
-        {
-            "code": "P45",
-            "name": "45-item panel",
-            "visits": ["M0", "M3", "M6", "M9", "M12"],
-            "items": [
-                {
-                    "code": f"X{n:02d}",
-                    "label": f"Analyte {n}",
-                    "type": "decimal",
-                    "unit": "U/L",
-                    "hard": [0, 100000],
-                    "reference": [10, 50],
-                    "required": True,
-                }
-                for n in range(ITEMS)
-            ],
-        }
-    )
+    definition["forms"].append(numeric_form("P45", ITEMS))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "p45.yaml"
         path.write_text(yaml.safe_dump(definition, allow_unicode=True))
@@ -69,14 +53,15 @@ def service_rate(user: object, visit: object, start: int) -> float:
     version = version.first() or 0
     began = time.perf_counter()
     for n in range(SAVES):
-        values = {f"X{i:02d}": str(start + n + i) for i in range(ITEMS)}
+        values = {f"X{i:02d}": str(10 + (start + n + i) % 900) for i in range(ITEMS)}
         version = form_save(user=user, visit_id=visit.pk, form_code="P45", version=version, values=values).form.version
     return SAVES / (time.perf_counter() - began)
 
 
 RAW_UPSERT = """
-INSERT INTO capture_itemvalue (visit_id, item_id, number, text, date, missing_reason, flags, updated_at)
-VALUES (%s, %s, %s, '', NULL, '', '[]', now())
+INSERT INTO capture_itemvalue (visit_id, item_id, number, text, date, missing_reason, flags, updated_at,
+    verified_at, verified_by_id, changed_since_verification)
+VALUES (%s, %s, %s, '', NULL, '', '[]', now(), NULL, NULL, false)
 ON CONFLICT (visit_id, item_id) DO UPDATE SET number = EXCLUDED.number, updated_at = EXCLUDED.updated_at
 """
 RAW_AUDIT = """
@@ -117,7 +102,7 @@ def raw_rate(user: object, visit: object, start: int) -> float:
                             form.pk,
                             code,
                             "0",
-                            str(start + n + i),
+                            str(10 + (start + n + i) % 900),
                             "0" * 64,
                             hashlib.sha256(f"raw{start}-{n}-{i}".encode()).hexdigest(),
                         )

@@ -105,5 +105,16 @@ def outsider(db: None) -> object:
 
 
 @pytest.fixture
+def as_user(client: object) -> object:
+    """Log the test client in as a user: `as_user(coordinator1).get(url)`."""
+
+    def login(user: object) -> object:
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.fixture
 def is_postgres(db: None) -> bool:
     return connection.vendor == "postgresql"

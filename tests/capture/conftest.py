@@ -17,7 +17,8 @@ def m3(participant):
     return participant.visits.select_related("definition").get(definition__code="M3")
 
 
-def _numeric_form(code: str, size: int) -> dict:
+def numeric_form(code: str, size: int) -> dict:
+    """A protocol-file form of `size` required numeric items, for measuring how costs grow with items."""
     return {
         "code": code,
         "name": f"{size}-item panel",
@@ -41,7 +42,7 @@ def _numeric_form(code: str, size: int) -> dict:
 def sized_protocol(protocol, tmp_path):
     """The protocol amended with a 45-item and a 5-item numeric panel, loaded as the current version."""
     definition = yaml.safe_load(DEFAULT_PATH.read_text())
-    definition["forms"] += [_numeric_form("P45", 45), _numeric_form("P5", 5)]
+    definition["forms"] += [numeric_form("P45", 45), numeric_form("P5", 5)]
     path = tmp_path / "sized.yaml"
     path.write_text(yaml.safe_dump(definition, allow_unicode=True))
     return protocol_load(path=path)[0]

@@ -31,15 +31,6 @@ def m3_of(participant):
 
 
 @pytest.fixture
-def as_user(client):
-    def login(user):
-        client.force_login(user)
-        return client
-
-    return login
-
-
-@pytest.fixture
 def participant2(coordinator2, site2):
     return enrolled(coordinator2, site2, arm="CONV", days_ago=100)
 

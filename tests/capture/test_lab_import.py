@@ -59,15 +59,6 @@ def preview_of(user, site, text: str):
 
 
 @pytest.fixture
-def as_user(client):
-    def login(user):
-        client.force_login(user)
-        return client
-
-    return login
-
-
-@pytest.fixture
 def participant(coordinator1, site1):
     return enrolled(coordinator1, site1, days_ago=100)
 

@@ -89,15 +89,6 @@ def thread(content: str, query: Query) -> str:
 
 
 @pytest.fixture
-def as_user(client):
-    def login(user):
-        client.force_login(user)
-        return client
-
-    return login
-
-
-@pytest.fixture
 def m3_site2(coordinator2, site2) -> Visit:
     return enrolled(coordinator2, site2, arm="MSC", days_ago=100).visits.get(definition__code="M3")
 

@@ -80,15 +80,6 @@ def page_urls(visit: Visit) -> list[str]:
 
 
 @pytest.fixture
-def as_user(client):
-    def login(user):
-        client.force_login(user)
-        return client
-
-    return login
-
-
-@pytest.fixture
 def m3_site2(coordinator2, site2) -> Visit:
     return visit_of(enrolled(coordinator2, site2, arm="MSC", days_ago=100), "M3")
 

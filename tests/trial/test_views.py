@@ -60,15 +60,6 @@ def write_counts() -> tuple[int, int, int]:
 
 
 @pytest.fixture
-def as_user(client):
-    def login(user):
-        client.force_login(user)
-        return client
-
-    return login
-
-
-@pytest.fixture
 def zh_catalog(settings):
     """The Chinese catalog compiled, and Django's translation caches reset so it is read afresh."""
     call_command("compile_translations", verbosity=0)
