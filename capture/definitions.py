@@ -10,6 +10,7 @@ from trial.models import FormDefinition, ItemDefinition, Protocol, Visit
 
 _cache: dict[tuple[int, str], dict[str, "FormSpec"]] = {}
 _definitions: dict[tuple[int, str], dict] = {}
+_items: dict[tuple[int, str], dict[int, tuple["FormSpec", ItemDefinition]]] = {}
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,11 @@ def visit_forms(visit: Visit) -> list[FormSpec]:
 
 
 def item_by_id(protocol: Protocol) -> dict[int, tuple[FormSpec, ItemDefinition]]:
-    return {item.pk: (spec, item) for spec in protocol_forms(protocol).values() for item in spec.items}
+    """{item id: (its form, the item)} of a protocol version, built once per process."""
+    key = (protocol.pk, protocol.sha256)
+    if key not in _items:
+        _items[key] = {item.pk: (spec, item) for spec in protocol_forms(protocol).values() for item in spec.items}
+    return _items[key]
 
 
 def protocol_definition(protocol: Protocol) -> dict:
