@@ -9,21 +9,11 @@ from rest_framework.test import APIClient
 from capture.models import Flag, FormInstance, FormState, ItemValue, Query, QueryOrigin, QueryState
 from capture.services import form_save
 from tests.factories import enrolled
+from tests.roles import ROLES, SEES
 from trial.models import AuditRecord, Participant, Visit
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["coordinator1", "investigator1", "coordinator2", "monitor", "datamanager", "sponsor", "outsider"]
-# Which of (a site-1 visit, a site-2 visit) each role may see.
-SEES = {
-    "coordinator1": {1},
-    "investigator1": {1},
-    "coordinator2": {2},
-    "monitor": {1, 2},
-    "datamanager": {1, 2},
-    "sponsor": {1, 2},
-    "outsider": set(),
-}
 # Which sites each role may enter data at.
 ENTERS = {"coordinator1": {1}, "investigator1": {1}, "coordinator2": {2}}
 READ_ONLY = ["monitor", "datamanager", "sponsor"]

@@ -22,21 +22,11 @@ from capture.models import (
 from capture.review import SIGNATURE_MEANING, lock_set, query_close, query_raise
 from capture.services import form_save
 from tests.factories import PASSWORD, enrolled, make_user
+from tests.roles import ROLES, SEES
 from trial.models import AuditRecord, ItemDefinition, Participant, Role, Site, Visit
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["coordinator1", "investigator1", "coordinator2", "monitor", "datamanager", "sponsor", "outsider"]
-# Which of (site 1, site 2) each role may see.
-SEES = {
-    "coordinator1": {1},
-    "investigator1": {1},
-    "coordinator2": {2},
-    "monitor": {1, 2},
-    "datamanager": {1, 2},
-    "sponsor": {1, 2},
-    "outsider": set(),
-}
 # Which sites each role may take a review step at.
 ANSWERS = {"coordinator1": {1}, "investigator1": {1}, "coordinator2": {2}}
 RAISES = {"monitor": {1, 2}, "datamanager": {1, 2}}

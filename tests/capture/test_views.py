@@ -14,21 +14,11 @@ from django.utils import timezone
 from capture.models import FormInstance, FormState, ItemValue, Query
 from capture.services import form_save
 from tests.factories import enrolled
+from tests.roles import ROLES, SEES
 from trial.models import AuditRecord, Participant, Visit
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["coordinator1", "investigator1", "coordinator2", "monitor", "datamanager", "sponsor", "outsider"]
-# Which of (a site-1 visit, a site-2 visit) each role may see, and where it may enter data.
-SEES = {
-    "coordinator1": {1},
-    "investigator1": {1},
-    "coordinator2": {2},
-    "monitor": {1, 2},
-    "datamanager": {1, 2},
-    "sponsor": {1, 2},
-    "outsider": set(),
-}
 ENTERS = {"coordinator1": {1}, "investigator1": {1}, "coordinator2": {2}}
 READ_ONLY = ["monitor", "datamanager", "sponsor"]
 LIVER = {"ALT": "30", "AST": "30", "ALB": "42", "PREALB": "250", "BILI": "15", "BILDIR": "5"}

@@ -12,6 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD, eligible_input, enrolled, screened
+from tests.roles import ROLES, SEES
 from trial.models import (
     AuditRecord,
     Participant,
@@ -25,17 +26,6 @@ from trial.services import schedule
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["coordinator1", "investigator1", "coordinator2", "monitor", "datamanager", "sponsor", "outsider"]
-# Which of (a site-1 participant, a site-2 participant) each role may see.
-SEES = {
-    "coordinator1": {1},
-    "investigator1": {1},
-    "coordinator2": {2},
-    "monitor": {1, 2},
-    "datamanager": {1, 2},
-    "sponsor": {1, 2},
-    "outsider": set(),
-}
 CANNOT_WRITE = ["monitor", "datamanager", "sponsor"]
 
 
