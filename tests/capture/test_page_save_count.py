@@ -29,3 +29,18 @@ def test_page_save_statement_count_does_not_grow_with_items(sized_protocol, coor
     # PostgreSQL, head, insert): the target is at most 10
     assert counts["P45"] == (10 if connection.vendor == "postgresql" else 9)
     assert ItemValue.objects.filter(visit=visit, item__form__code="P45", number__isnull=False).count() == 45
+
+
+def test_form_page_query_count_does_not_grow_with_items(sized_protocol, coordinator1, site1, client):
+    visit = enrolled(coordinator1, site1, days_ago=100).visits.get(definition__code="M3")
+    client.force_login(coordinator1)
+    counts = {}
+    for form, size in (("P5", 5), ("P45", 45)):
+        _post(client, visit, form, size, 20, 0)
+        url = reverse("capture:form", args=[visit.pk, form])
+        client.get(url)  # the first view fills the process's definition caches
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+        assert response.status_code == 200 and response.text.count('inputmode="decimal"') == size
+        counts[form] = len(queries)
+    assert counts["P5"] == counts["P45"]
