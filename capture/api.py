@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Protocol
 
-from django.http import Http404
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -26,13 +25,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from capture.checks import Typed
-from capture.definitions import FormSpec, visit_forms
+from capture.definitions import FormSpec
 from capture.models import Flag, FormState, MissingReason
 from capture.selectors import FormSummary, form_current, visit_form_summaries
 from capture.services import FormSaveResult, display, form_save
+from capture.visits import form_or_404, visit_or_404
 from trial import access
 from trial.access import Action
-from trial.models import ItemDefinition, Visit
+from trial.models import ItemDefinition
 
 
 class ItemState(Protocol):
@@ -259,24 +259,6 @@ def saved_payload(*, visit_id: int, spec: FormSpec, result: FormSaveResult) -> d
 # --- Lookups through trial.access -------------------------------------------------------------------------------
 
 
-def visit_or_404(user: object, visit_id: int) -> Visit:
-    """The visit if the user may see it, with what `visit_forms` reads (1 query)."""
-    return access.get_or_404(
-        access.visits(user)
-        .select_related("participant__protocol", "participant__arm", "definition")
-        .defer("participant__protocol__definition"),  # large; read once per process (protocol_definition)
-        pk=visit_id,
-    )
-
-
-def form_spec_or_404(visit: Visit, form_code: str) -> FormSpec:
-    """The form if it is collected at this visit for this participant's arm; any other does not exist here."""
-    for spec in visit_forms(visit):
-        if spec.code == form_code:
-            return spec
-    raise Http404(_("%(form)s is not collected at this visit.") % {"form": form_code})
-
-
 # --- Examples for the schema ---------------------------------------------------------------------------------
 
 SAVE_REQUEST_EXAMPLE = OpenApiExample(
@@ -388,7 +370,7 @@ class VisitFormView(CaptureView):
     )
     def get(self, request: Request, visit_id: int, form_code: str) -> Response:
         visit = visit_or_404(request.user, visit_id)
-        spec = form_spec_or_404(visit, form_code)
+        spec = form_or_404(visit, form_code)
         instance, current = form_current(visit, spec)
         state, version = (instance.state, instance.version) if instance else (FormState.NOT_STARTED, 0)
         payload = form_payload(visit_id=visit.pk, spec=spec, state=state, version=version, items=current)
@@ -427,7 +409,7 @@ class VisitFormView(CaptureView):
     def put(self, request: Request, visit_id: int, form_code: str) -> Response:
         visit = visit_or_404(request.user, visit_id)
         access.require(request.user, Action.ENTER_DATA, visit.participant.site_id)
-        spec = form_spec_or_404(visit, form_code)
+        spec = form_or_404(visit, form_code)
         entries = FormSaveInputSerializer(data=request.data)
         entries.is_valid(raise_exception=True)
         result = form_save(user=request.user, visit_id=visit.pk, form_code=spec.code, **entries.validated_data)

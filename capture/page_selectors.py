@@ -22,24 +22,6 @@ from trial.access import Action
 from trial.models import AuditRecord, ItemDefinition, Participant, Visit
 
 
-def visit_or_404(user: object, visit_id: int) -> Visit:
-    """The visit if the user may see it, with its participant, site, arm, protocol and definition (1 query)."""
-    return access.get_or_404(
-        access.visits(user)
-        .select_related("participant__protocol", "participant__arm", "participant__site", "definition")
-        .defer("participant__protocol__definition"),  # large; the pages never read it
-        pk=visit_id,
-    )
-
-
-def form_spec_or_404(visit: Visit, form_code: str) -> FormSpec:
-    """The form if it is collected at this visit for the participant's arm; any other does not exist here."""
-    for spec in visit_forms(visit):
-        if spec.code == form_code:
-            return spec
-    raise Http404(_("%(form)s is not collected at this visit.") % {"form": form_code})
-
-
 def item_or_404(spec: FormSpec, item_code: str) -> ItemDefinition:
     item = spec.by_code.get(item_code)
     if item is None:

@@ -26,6 +26,7 @@ from capture.models import (
     QueryState,
     Signature,
 )
+from capture.visits import form_or_invalid, visit_or_404
 from trial import access
 from trial.access import Action
 from trial.audit import AuditEntry, audit_write
@@ -109,7 +110,7 @@ def queries_visible(user: object) -> "object":
 @transaction.atomic
 def query_raise(*, user: object, visit_id: int, message: str, form_code: str = "", item_code: str = "") -> Query:
     """A monitor or data manager asks the site about an item value, a form or a whole visit."""
-    visit = _visit(user, visit_id, Action.RAISE_QUERY)
+    visit = visit_or_404(user, visit_id, Action.RAISE_QUERY)
     form, item = _target(visit, form_code, item_code)
     _require_text(message, "message")
     now = timezone.now()
@@ -218,8 +219,8 @@ def _audit_query(user: object, query: Query, action: str, old: str, new: str, me
 @transaction.atomic
 def items_verify(*, user: object, visit_id: int, form_code: str, item_codes: list[str] | None = None) -> int:
     """A monitor marks item values (all of the form's by default) as checked against the source documents."""
-    visit = _visit(user, visit_id, Action.VERIFY)
-    spec = _spec(visit, form_code)
+    visit = visit_or_404(user, visit_id, Action.VERIFY)
+    spec = form_or_invalid(visit, form_code)
     codes = item_codes if item_codes is not None else [item.code for item in spec.entered]
     unknown = sorted(set(codes) - {item.code for item in spec.entered})
     if unknown:
@@ -232,10 +233,12 @@ def items_verify(*, user: object, visit_id: int, form_code: str, item_codes: lis
     )
     verified = list(values.filter(verified_at__isnull=True).values_list("item__code", flat=True))
     values.filter(verified_at__isnull=True).update(verified_at=now, verified_by=user, changed_since_verification=False)
+    # Keyed like every other row of the form's history, so the form's audit page shows the verification too.
+    form_id = FormInstance.objects.filter(visit=visit, definition=spec.definition).values_list("pk", flat=True).first()
     audit_write(
         user=user,
         participant=visit.participant,
-        entries=[AuditEntry("form", str(visit.pk), "verify", form_code, code) for code in sorted(verified)],
+        entries=[AuditEntry("form", str(form_id), "verify", form_code, code) for code in sorted(verified)],
     )
     return len(verified)
 
@@ -246,7 +249,7 @@ def items_verify(*, user: object, visit_id: int, form_code: str, item_codes: lis
 @transaction.atomic
 def visit_sign(*, user: object, visit_id: int, password: str, meaning: str = SIGNATURE_MEANING) -> Signature:
     """The investigator signs a visit's data after entering their password again (21 CFR 11.200)."""
-    visit = _visit(user, visit_id, Action.SIGN)
+    visit = visit_or_404(user, visit_id, Action.SIGN)
     _check_password(user, password)
     incomplete = [spec.code for spec in visit_forms(visit) if not _complete(visit, spec.definition)]
     if incomplete:
@@ -314,12 +317,12 @@ def lock_set(
 ) -> Lock:
     """A data manager freezes a participant's data, one visit's, or one form's."""
     participant = access.participant_or_404(user, participant_id, Action.LOCK)
-    visit = _visit(user, visit_id, Action.LOCK) if visit_id else None
+    visit = visit_or_404(user, visit_id, Action.LOCK) if visit_id else None
     if visit is not None and visit.participant_id != participant.pk:
         raise InvalidInput(errors={"visit": [_("This visit is not the participant's.")]})
     if form_code and visit is None:
         raise InvalidInput(errors={"visit": [_("Name the visit of the form to lock.")]})
-    form = _spec(visit, form_code).definition if form_code else None
+    form = form_or_invalid(visit, form_code).definition if form_code else None
     _limit(reason, "reason")
     open_queries = _open_queries(participant, visit, form)
     if open_queries and not confirm_open_queries:
@@ -388,30 +391,12 @@ def _scope(visit: Visit | None, form: FormDefinition | None) -> str:
 # --- Shared ------------------------------------------------------------------------------------------------
 
 
-def _visit(user: object, visit_id: int, action: Action) -> Visit:
-    visit = access.get_or_404(
-        access.visits(user)
-        .select_related("participant__protocol", "participant__arm", "participant__site", "definition")
-        .defer("participant__protocol__definition"),
-        pk=visit_id,
-    )
-    access.require(user, action, visit.participant.site_id)
-    return visit
-
-
-def _spec(visit: Visit, form_code: str) -> object:
-    for spec in visit_forms(visit):
-        if spec.code == form_code:
-            return spec
-    raise InvalidInput(errors={"form": [_("%(form)s is not collected at this visit.") % {"form": form_code}]})
-
-
 def _target(visit: Visit, form_code: str, item_code: str) -> tuple[FormDefinition | None, object]:
     if not form_code:
         if item_code:
             raise InvalidInput(errors={"form": [_("Name the form of the item.")]})
         return None, None
-    spec = _spec(visit, form_code)
+    spec = form_or_invalid(visit, form_code)
     if not item_code:
         return spec.definition, None
     item = spec.by_code.get(item_code)

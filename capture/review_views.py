@@ -25,6 +25,7 @@ from capture.forms import in_language
 from capture.models import Lock, Query
 from capture.review_forms import LockForm, QueryMessageForm, QueryRaiseForm, ReleaseForm, SignForm, VerifyForm
 from capture.selectors import visit_form_summaries
+from capture.visits import form_or_404, visit_or_404
 from trial import access
 from trial.access import Action
 from trial.errors import InvalidInput
@@ -62,8 +63,7 @@ def query_home(query: Query) -> str:
 @require_http_methods(["GET", "POST"])
 def query_raise(request: HttpRequest, visit_id: int) -> HttpResponse:
     """Raise a query on an item, a form or the visit (the pages post here; a refused one is shown here)."""
-    visit = page_selectors.visit_or_404(request.user, visit_id)
-    access.require(request.user, Action.RAISE_QUERY, visit.participant.site_id)
+    visit = visit_or_404(request.user, visit_id, Action.RAISE_QUERY)
     initial = {"form": request.GET.get("form", ""), "item": request.GET.get("item", "")}
     form = QueryRaiseForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -134,8 +134,8 @@ def _query_page(request: HttpRequest, query: Query, form: QueryMessageForm, *, s
 @require_POST
 def verify(request: HttpRequest, visit_id: int, form_code: str) -> HttpResponse:
     """Mark the selected items of a form (or all of them) as verified against the source documents."""
-    visit = page_selectors.visit_or_404(request.user, visit_id)
-    spec = page_selectors.form_spec_or_404(visit, form_code)
+    visit = visit_or_404(request.user, visit_id)
+    spec = form_or_404(visit, form_code)
     access.require(request.user, Action.VERIFY, visit.participant.site_id)
     form = VerifyForm(request.POST, spec=spec)
     if form.is_valid():
@@ -165,8 +165,7 @@ def _verified_message(count: int) -> str:
 @require_http_methods(["GET", "POST"])
 def visit_sign(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The investigator signs the visit's data, entering their password again."""
-    visit = page_selectors.visit_or_404(request.user, visit_id)
-    access.require(request.user, Action.SIGN, visit.participant.site_id)
+    visit = visit_or_404(request.user, visit_id, Action.SIGN)
     form = SignForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -261,16 +260,15 @@ def participant_lock(request: HttpRequest, participant_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def visit_lock(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = page_selectors.visit_or_404(request.user, visit_id)
-    access.require(request.user, Action.LOCK, visit.participant.site_id)
+    visit = visit_or_404(request.user, visit_id, Action.LOCK)
     return _lock_page(request, LockScope(participant=visit.participant, visit=visit))
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def form_lock(request: HttpRequest, visit_id: int, form_code: str) -> HttpResponse:
-    visit = page_selectors.visit_or_404(request.user, visit_id)
-    spec = page_selectors.form_spec_or_404(visit, form_code)
+    visit = visit_or_404(request.user, visit_id)
+    spec = form_or_404(visit, form_code)
     access.require(request.user, Action.LOCK, visit.participant.site_id)
     return _lock_page(request, LockScope(participant=visit.participant, visit=visit, spec=spec))
 

@@ -26,7 +26,7 @@ from capture.checks import (
 from capture.definitions import FormSpec, item_by_id, protocol_definition, protocol_forms, visit_forms
 from capture.errors import StaleVersionError
 from capture.models import Flag, FormInstance, FormState, ItemValue, Query, QueryOrigin
-from trial import access
+from capture.visits import form_or_invalid, visit_or_404
 from trial.access import Action
 from trial.audit import AuditEntry, audit_write
 from trial.bulk_sql import insert_rows
@@ -67,15 +67,7 @@ class _Pending:
 
 def visit_for_entry(*, user: object, visit_id: int) -> Visit:
     """The visit, locked for the rest of the transaction, if the user may enter its data (else 404/403)."""
-    visit = access.get_or_404(
-        access.visits(user)
-        .select_for_update(of=("self",))
-        .select_related("participant__protocol", "participant__arm", "definition")
-        .defer("participant__protocol__definition"),  # large; read once per process (protocol_definition)
-        pk=visit_id,
-    )
-    access.require(user, Action.ENTER_DATA, visit.participant.site_id)
-    return visit
+    return visit_or_404(user, visit_id, Action.ENTER_DATA, lock=True)
 
 
 @transaction.atomic
@@ -107,7 +99,7 @@ def form_save(
     """
     if visit is None or visit.pk != visit_id:
         visit = visit_for_entry(user=user, visit_id=visit_id)
-    spec = _form_of(visit, form_code)
+    spec = form_or_invalid(visit, form_code)
     instances = {form.definition_id: form for form in FormInstance.objects.filter(visit=visit)}
     instance = instances.get(spec.definition.pk) or FormInstance(visit=visit, definition=spec.definition)
     review.form_guard(instance, visit, spec.definition)  # locked data: refused whatever was entered
@@ -130,7 +122,7 @@ def form_save(
     _write_values(pending, stored, changed, now)
     old_state = instance.state
     _write_instance(instance, user, state, now)
-    opened, closed = _sync_queries(pending, stored, user, now)
+    opened, closed = _sync_queries(pending, stored, now)
     audit_write(
         user=user,
         participant=visit.participant,
@@ -165,13 +157,6 @@ def _void_signatures(
         return []
     instance.signed = False
     return review.signatures_void(visit=visit, reason="Signed data changed", now=now)
-
-
-def _form_of(visit: Visit, form_code: str) -> FormSpec:
-    for spec in visit_forms(visit):
-        if spec.code == form_code:
-            return spec
-    raise InvalidInput(errors={"form": [_("%(form)s is not collected at this visit.") % {"form": form_code}]})
 
 
 def _parse_entries(spec: FormSpec, values: Mapping[str, object], missing: Mapping[str, str]) -> dict[str, Typed]:
@@ -425,7 +410,7 @@ def _write_instance(instance: FormInstance, user: object, state: str, now: datet
         instance.save(update_fields=["version", "state", "updated_at", "updated_by", "first_completed_at"])
 
 
-def _sync_queries(pending: _Pending, stored: StoredValues, user: object, now: datetime.datetime) -> tuple[int, int]:
+def _sync_queries(pending: _Pending, stored: StoredValues, now: datetime.datetime) -> tuple[int, int]:
     """Raise a query for each check that newly fires; close the automatic queries of checks now cleared."""
     specs = protocol_forms(pending.visit.participant.protocol)
     new = []

@@ -23,6 +23,7 @@ from capture.forms import FormEntryForm, in_language, initial_entries, item_grou
 from capture.page_selectors import FormReview
 from capture.selectors import visit_form_summaries
 from capture.services import FormSaveResult, form_save, visit_for_entry
+from capture.visits import form_or_404, visit_or_404
 from trial import access
 from trial.access import Action
 from trial.errors import InvalidInput
@@ -36,7 +37,7 @@ def _may_enter(request: HttpRequest, visit: Visit) -> bool:
 @login_required
 @require_http_methods(["GET"])
 def visit(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = page_selectors.visit_or_404(request.user, visit_id)
+    visit = visit_or_404(request.user, visit_id)
     review = page_selectors.visit_review(visit, visit_form_summaries(visit))
     context = {
         "visit": visit,
@@ -57,9 +58,9 @@ def form_entry(request: HttpRequest, visit_id: int, form_code: str) -> HttpRespo
         with transaction.atomic():
             # Locked here and handed to the service, which then need not read it again.
             visit = visit_for_entry(user=request.user, visit_id=visit_id)
-            return _save(request, visit, page_selectors.form_spec_or_404(visit, form_code))
-    visit = page_selectors.visit_or_404(request.user, visit_id)
-    spec = page_selectors.form_spec_or_404(visit, form_code)
+            return _save(request, visit, form_or_404(visit, form_code))
+    visit = visit_or_404(request.user, visit_id)
+    spec = form_or_404(visit, form_code)
     review = page_selectors.form_review(visit, spec)
     form = None
     if _may_enter(request, visit):
@@ -158,9 +159,9 @@ def _form_page(
 @require_http_methods(["GET", "POST"])
 def check_item(request: HttpRequest, visit_id: int, form_code: str, item_code: str) -> HttpResponse:
     """The flags of one value as it is typed (an htmx fragment). Writes nothing."""
-    visit = page_selectors.visit_or_404(request.user, visit_id)
+    visit = visit_or_404(request.user, visit_id)
     access.require(request.user, Action.ENTER_DATA, visit.participant.site_id)
-    spec = page_selectors.form_spec_or_404(visit, form_code)
+    spec = form_or_404(visit, form_code)
     item = page_selectors.entered_item_or_404(spec, item_code)
     data = request.POST if request.method == "POST" else request.GET
     check = page_selectors.item_check(visit, item, data.get(item_code, ""))
@@ -171,8 +172,8 @@ def check_item(request: HttpRequest, visit_id: int, form_code: str, item_code: s
 @login_required
 @require_http_methods(["GET"])
 def form_audit(request: HttpRequest, visit_id: int, form_code: str, item_code: str = "") -> HttpResponse:
-    visit = page_selectors.visit_or_404(request.user, visit_id)
-    spec = page_selectors.form_spec_or_404(visit, form_code)
+    visit = visit_or_404(request.user, visit_id)
+    spec = form_or_404(visit, form_code)
     item = page_selectors.item_or_404(spec, item_code) if item_code else None
     context = {
         "visit": visit,

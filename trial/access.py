@@ -68,10 +68,6 @@ def can_anywhere(user: object, action: Action) -> bool:
     return bool(site_ids(user, action))
 
 
-def role_at(user: object, site: Site | int) -> str | None:
-    return site_roles(user).get(site if isinstance(site, int) else site.pk)
-
-
 def require(user: object, action: Action, site: Site | int) -> None:
     """Raise AccessDenied unless the user may do `action` at `site`."""
     if not can(user, action, site):

@@ -8,6 +8,11 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
+def age_on(born: datetime.date, day: datetime.date) -> int:
+    """Age in whole years on `day`, as a birthday counts it."""
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
 class Role(models.TextChoices):
     COORDINATOR = "coordinator", _("Site coordinator")
     INVESTIGATOR = "investigator", _("Investigator")
@@ -250,8 +255,7 @@ class Participant(models.Model):
         return f"{self} ({self.initials})"
 
     def age_on(self, day: datetime.date) -> int:
-        born = self.date_of_birth
-        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+        return age_on(self.date_of_birth, day)
 
 
 class Ascites(models.TextChoices):

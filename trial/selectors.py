@@ -33,10 +33,6 @@ ON_SCHEDULE = (
 )
 
 
-def current_protocol() -> Protocol | None:
-    return Protocol.objects.filter(code=PROTOCOL_CODE).order_by("-version").first()
-
-
 def _current_protocol_subquery() -> QuerySet[Protocol]:
     return Protocol.objects.filter(code=PROTOCOL_CODE).order_by("-version").values("pk")[:1]
 

@@ -26,6 +26,7 @@ from trial.models import (
     Site,
     Visit,
     VisitProgress,
+    age_on,
 )
 from trial.scoring import ChildPugh, child_pugh
 
@@ -209,7 +210,7 @@ def _child_pugh(protocol: Protocol, data: ScreeningInput) -> ChildPugh:
 def eligibility_failures(protocol: Protocol, data: ScreeningInput, score: ChildPugh) -> list[tuple[str, str]]:
     """(criterion code, reason) for every criterion the candidate fails; empty when eligible."""
     low_age, high_age = protocol.age_range
-    age = _age(data.date_of_birth, data.screening_date)
+    age = age_on(data.date_of_birth, data.screening_date)
     cp_range = protocol.definition["eligibility"]["enrolment_child_pugh"]
     computed = {
         "consent": (data.consent_date is not None, "no written informed consent recorded"),
@@ -231,10 +232,6 @@ def eligibility_failures(protocol: Protocol, data: ScreeningInput, score: ChildP
         if not met:
             failures.append((criterion.code, reason))
     return failures
-
-
-def _age(born: datetime.date, on: datetime.date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
 @transaction.atomic

@@ -41,8 +41,9 @@ class IdleTimeoutMiddleware:
         if last is not None and now - last > settings.SESSION_IDLE_SECONDS:
             logout(request)
             minutes = settings.SESSION_IDLE_SECONDS // 60
-            messages.info(request, _("You were logged out after %(minutes)d minutes without activity.") % {
-                "minutes": minutes})
+            messages.info(
+                request, _("You were logged out after %(minutes)d minutes without activity.") % {"minutes": minutes}
+            )
             return redirect_to_login(request.get_full_path())
         if last is None or now - last > REFRESH_SECONDS:
             request.session[LAST_ACTIVITY] = now
