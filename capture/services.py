@@ -24,8 +24,9 @@ from capture.checks import (
     window_flag,
 )
 from capture.definitions import FormSpec, item_by_id, protocol_definition, protocol_forms, visit_forms
-from capture.errors import StaleVersionError
+from capture.errors import LockedError, StaleVersionError
 from capture.models import Flag, FormInstance, FormState, ItemValue, Query, QueryOrigin
+from capture.signals import form_saved
 from capture.visits import form_or_invalid, visit_or_404
 from trial.access import Action
 from trial.audit import AuditEntry, audit_write
@@ -103,6 +104,7 @@ def form_save(
     instances = {form.definition_id: form for form in FormInstance.objects.filter(visit=visit)}
     instance = instances.get(spec.definition.pk) or FormInstance(visit=visit, definition=spec.definition)
     review.form_guard(instance, visit, spec.definition)  # locked data: refused whatever was entered
+    _guard_alive(visit)
     entered = _parse_entries(spec, values or {}, missing or {})
     if instance.version != version:
         raise StaleVersionError(
@@ -133,6 +135,7 @@ def form_save(
             *voided,
         ],
     )
+    form_saved.send(sender=FormInstance, form=instance, form_code=spec.code, visit=visit)
     return FormSaveResult(
         form=instance,
         items=_results(spec, pending, stored),
@@ -140,6 +143,16 @@ def form_save(
         queries_opened=opened,
         queries_closed=closed,
     )
+
+
+def _guard_alive(visit: Visit) -> None:
+    """After a death report, visits that open after the death take no data; earlier ones can still be corrected."""
+    death_date = visit.participant.death_date
+    if death_date is not None and visit.window_start > death_date:
+        raise LockedError(
+            _("The participant died on %(date)s: this visit's schedule has ended and it takes no data.")
+            % {"date": death_date.isoformat()}
+        )
 
 
 def _void_signatures(

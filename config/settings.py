@@ -26,6 +26,16 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {raw!r}")
 
 
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
@@ -195,7 +205,8 @@ SPECTACULAR_SETTINGS = {
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+# The test suite runs tasks in-process too; the worker tests turn this off and start a real worker on Redis.
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL or TESTING
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -204,10 +215,28 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 # Tasks must finish well inside the visibility timeout, or Redis hands them to a second worker.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_TASK_TIME_LIMIT = 600
-CELERY_TASK_SOFT_TIME_LIMIT = 540
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
+if not 60 < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        "CELERY_TASK_TIME_LIMIT must be over 60 s and below CELERY_VISIBILITY_TIMEOUT, "
+        "or Redis hands a running task to a second worker."
+    )
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Safety's sweeps: lab forms saved but not graded, and SAE notices not sent (a lost task, a broker that was down).
+SAFETY_SWEEP_SECONDS = env_int("SAFETY_SWEEP_SECONDS", 60)
+CELERY_BEAT_SCHEDULE = {
+    "safety-sweep": {"task": "safety.tasks.safety_sweep_task", "schedule": float(SAFETY_SWEEP_SECONDS)},
+}
+
+# Expedited SAE notices go to the site's investigators and monitors and to the sponsor's safety contact.
+SAFETY_CONTACT_EMAIL = os.environ.get("SAFETY_CONTACT_EMAIL", "drug-safety@alliancells.example")
+# Links in emails point here.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "edc@localhost")

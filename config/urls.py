@@ -14,6 +14,8 @@ urlpatterns = [
     path("api/", include("trial.api_urls")),
     path("api/v1/", include("capture.api_urls")),
     path("api/v1/", include("capture.review_api_urls")),
+    path("safety/", include("safety.urls")),
+    path("api/v1/", include("safety.api_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -21,6 +21,7 @@ class Action(StrEnum):
     RAISE_QUERY = "raise_query"
     VERIFY = "verify"
     SIGN = "sign"
+    ASSESS_SAFETY = "assess_safety"  # confirm or dismiss a lab-proposed adverse event: the investigator's call
     LOCK = "lock"
     REPORT = "report"
     EXPORT = "export"
@@ -28,7 +29,9 @@ class Action(StrEnum):
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     Role.COORDINATOR: frozenset({Action.VIEW, Action.SCREEN, Action.ENROL, Action.ENTER_DATA}),
-    Role.INVESTIGATOR: frozenset({Action.VIEW, Action.SCREEN, Action.ENROL, Action.ENTER_DATA, Action.SIGN}),
+    Role.INVESTIGATOR: frozenset(
+        {Action.VIEW, Action.SCREEN, Action.ENROL, Action.ENTER_DATA, Action.SIGN, Action.ASSESS_SAFETY}
+    ),
     Role.MONITOR: frozenset({Action.VIEW, Action.RAISE_QUERY, Action.VERIFY}),
     Role.DATA_MANAGER: frozenset({Action.VIEW, Action.RAISE_QUERY, Action.LOCK, Action.REPORT, Action.EXPORT}),
     Role.SPONSOR: frozenset({Action.VIEW, Action.REPORT, Action.EXPORT}),

@@ -236,6 +236,9 @@ class Participant(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    death_date = models.DateField(
+        null=True, blank=True, help_text="Set by the death report: no visit after it takes data."
+    )
 
     class Meta:
         ordering = ["site__number", "screening_number"]

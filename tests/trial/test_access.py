@@ -45,7 +45,10 @@ def test_a_visible_participant_with_a_forbidden_action_is_403(coordinator1, site
     ("role_fixture", "allowed"),
     [
         ("coordinator1", {Action.VIEW, Action.SCREEN, Action.ENROL, Action.ENTER_DATA}),
-        ("investigator1", {Action.VIEW, Action.SCREEN, Action.ENROL, Action.ENTER_DATA, Action.SIGN}),
+        (
+            "investigator1",
+            {Action.VIEW, Action.SCREEN, Action.ENROL, Action.ENTER_DATA, Action.SIGN, Action.ASSESS_SAFETY},
+        ),
         ("monitor", {Action.VIEW, Action.RAISE_QUERY, Action.VERIFY}),
         ("datamanager", {Action.VIEW, Action.RAISE_QUERY, Action.LOCK, Action.REPORT, Action.EXPORT}),
         ("sponsor", {Action.VIEW, Action.REPORT, Action.EXPORT}),

@@ -1,0 +1,116 @@
+"""Survival time and censoring of each participant, derived from the death report, the survival follow-up
+contacts (SURV) and the visits; never typed. Used by the participant page, the API and the reports.
+
+Time starts at enrolment (day 0). A participant with a death report (or a SURV contact recording death) has an
+event at the date of death; anyone else is censored at the last date they were known alive: the latest of a
+SURV contact's last-known-alive date, the date of a contact that found them alive, and the date of any visit.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db.models import Max, QuerySet
+
+from capture.models import ItemValue
+from safety.models import DeathReport
+from trial.models import Participant, ParticipantStatus
+
+DAYS_PER_MONTH = 30.4375
+SURVIVAL_FORM = "SURV"
+
+
+@dataclass(frozen=True)
+class Survival:
+    participant_id: int
+    subject_id: str
+    site_id: int
+    arm_code: str
+    start: datetime.date
+    end: datetime.date
+    died: bool  # the event; False = censored at `end`
+    vital_status: str  # alive, dead or lost (lost to follow-up), as last known
+    death_report_missing: bool = False  # SURV says dead but nobody filed the death report
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def months(self) -> float:
+        return round(self.days / DAYS_PER_MONTH, 2)
+
+    @property
+    def censored(self) -> bool:
+        return not self.died
+
+
+def survival_of(participants: QuerySet[Participant]) -> list[Survival]:
+    """Survival of each enrolled participant of the queryset (scope it through trial/access.py), in 3 queries."""
+    people = list(
+        participants.filter(
+            status__in=[ParticipantStatus.ENROLLED, ParticipantStatus.DIED, ParticipantStatus.COMPLETED],
+            enrolment_date__isnull=False,
+        )
+        .select_related("arm")
+        .annotate(last_visit=Max("visits__visit_date"))
+        .order_by("site_id", "subject_id")
+    )
+    ids = [p.pk for p in people]
+    deaths = dict(DeathReport.objects.filter(participant_id__in=ids).values_list("participant_id", "death_date"))
+    contacts = _contacts(ids)
+    return [_survival(p, deaths.get(p.pk), contacts.get(p.pk, [])) for p in people]
+
+
+@dataclass
+class _Contact:
+    visit_id: int
+    contact: datetime.date | None = None
+    vital: str = ""
+    last_alive: datetime.date | None = None
+    death: datetime.date | None = None
+
+
+def _contacts(participant_ids: Iterable[int]) -> dict[int, list[_Contact]]:
+    rows = ItemValue.objects.filter(
+        visit__participant_id__in=list(participant_ids), item__form__code=SURVIVAL_FORM, missing_reason=""
+    ).values_list("visit__participant_id", "visit_id", "item__code", "date", "text")
+    by_visit: dict[tuple[int, int], _Contact] = {}
+    for participant_id, visit_id, code, date, text in rows:
+        contact = by_visit.setdefault((participant_id, visit_id), _Contact(visit_id))
+        if code == "CONTDAT":
+            contact.contact = date
+        elif code == "VITAL":
+            contact.vital = text
+        elif code == "LKADAT":
+            contact.last_alive = date
+        elif code == "DTHDAT":
+            contact.death = date
+    found: dict[int, list[_Contact]] = defaultdict(list)
+    for (participant_id, _visit), contact in by_visit.items():
+        found[participant_id].append(contact)
+    return found
+
+
+def _survival(participant: Participant, death_date: datetime.date | None, contacts: list[_Contact]) -> Survival:
+    recorded_death = next((c.death for c in contacts if c.vital == "dead" and c.death), None)
+    died_on = death_date or recorded_death
+    common = {
+        "participant_id": participant.pk,
+        "subject_id": participant.subject_id or "",
+        "site_id": participant.site_id,
+        "arm_code": participant.arm.code if participant.arm else "",
+        "start": participant.enrolment_date,
+    }
+    if died_on is not None:
+        return Survival(**common, end=died_on, died=True, vital_status="dead", death_report_missing=death_date is None)
+    alive_dates = [participant.enrolment_date, participant.last_visit]
+    alive_dates += [c.last_alive for c in contacts]
+    alive_dates += [c.contact for c in contacts if c.vital == "alive"]
+    end = max(d for d in alive_dates if d is not None)
+    latest = max(contacts, key=lambda c: c.contact or datetime.date.min, default=None)
+    status = "lost" if latest is not None and latest.vital == "lost" else "alive"
+    return Survival(**common, end=end, died=False, vital_status=status)
