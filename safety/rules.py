@@ -56,9 +56,17 @@ class AdverseEventInput:
 class AdverseEventRules:
     """Every rule an assessed adverse event obeys, as field-level messages keyed by field name."""
 
-    def __init__(self, data: AdverseEventInput, *, enrolment_date: datetime.date | None, today: datetime.date):
+    def __init__(
+        self,
+        data: AdverseEventInput,
+        *,
+        enrolment_date: datetime.date | None,
+        today: datetime.date,
+        death_date: datetime.date | None = None,
+    ):
         self.data = data
         self.enrolment_date = enrolment_date
+        self.death_date = death_date
         self.today = today
         self.errors: dict[str, list[str]] = {}
 
@@ -112,6 +120,12 @@ class AdverseEventRules:
                 _("An adverse event starts on or after enrolment (%(date)s); earlier conditions are medical history.")
                 % {"date": self.enrolment_date.isoformat()},
             )
+        if data.onset_date and self.death_date and data.onset_date > self.death_date:
+            self._add(
+                "onset_date",
+                _("The participant died on %(date)s: an event cannot start later.")
+                % {"date": self.death_date.isoformat()},
+            )
         if data.end_date and data.end_date > self.today:
             self._add("end_date", _("The end date cannot be in the future."))
         if data.end_date and data.onset_date and data.end_date < data.onset_date:
@@ -133,8 +147,10 @@ class AdverseEventRules:
             self._add("outcome", _("The criterion 'Fatal' needs the outcome 'Fatal'."))
 
 
-def check_input(data: AdverseEventInput, *, enrolment_date: datetime.date | None) -> AdverseEventInput:
+def check_input(
+    data: AdverseEventInput, *, enrolment_date: datetime.date | None, death_date: datetime.date | None = None
+) -> AdverseEventInput:
     """The cleaned input if every rule holds; InvalidInput with field messages otherwise."""
     cleaned = data.cleaned()
-    AdverseEventRules(cleaned, enrolment_date=enrolment_date, today=timezone.localdate()).check()
+    AdverseEventRules(cleaned, enrolment_date=enrolment_date, today=timezone.localdate(), death_date=death_date).check()
     return cleaned

@@ -97,7 +97,7 @@ def adverse_event_report(*, user: object, participant_id: int, data: AdverseEven
     participant = _participant_for_entry(user, participant_id)
     lock_participant(participant.pk)
     _guard_unlocked(participant.pk)
-    cleaned = check_input(data, enrolment_date=participant.enrolment_date)
+    cleaned = check_input(data, enrolment_date=participant.enrolment_date, death_date=participant.death_date)
     now = timezone.now()
     event = AdverseEvent(
         participant=participant,
@@ -130,7 +130,9 @@ def adverse_event_update(
     _guard_unlocked(event.participant_id)
     _guard_version(event, version)
     reason = _require_reason(reason)
-    cleaned = check_input(data, enrolment_date=event.participant.enrolment_date)
+    cleaned = check_input(
+        data, enrolment_date=event.participant.enrolment_date, death_date=event.participant.death_date
+    )
     before = _input_of(event)
     if before == cleaned:
         return event
@@ -204,7 +206,9 @@ def adverse_event_confirm(*, user: object, event_id: int, version: int, data: Ad
     """The investigator confirms a lab-graded abnormality as an adverse event, assessing it on the protocol's
     scale (grade, relationship to the UC-MSC infusion, seriousness, outcome)."""
     event = _proposal_for_decision(user, event_id, version)
-    cleaned = check_input(data, enrolment_date=event.participant.enrolment_date)
+    cleaned = check_input(
+        data, enrolment_date=event.participant.enrolment_date, death_date=event.participant.death_date
+    )
     now = timezone.now()
     before = _input_of(event)
     entries = _field_entries(event, before, cleaned, "Lab proposal confirmed")
@@ -339,6 +343,11 @@ def _check_death(participant: Participant, death_date: datetime.date | None, cau
         errors["death_date"] = [_("The date of death cannot precede enrolment.")]
     if not (cause or "").strip():
         errors["cause"] = [_("This field is required.")]
+    later = AdverseEvent.objects.filter(
+        participant=participant, status=AdverseEventStatus.REPORTED, onset_date__gt=death_date or datetime.date.max
+    )
+    if death_date is not None and later.exists():
+        errors.setdefault("death_date", []).append(_("Adverse events of this participant start after this date."))
     if relationship not in Relationship.values:
         errors["relationship"] = [_("Choose the relationship to the study treatment.")]
     if errors:

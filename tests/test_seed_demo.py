@@ -17,7 +17,8 @@ def seeded(protocol):
 
 def test_demo_is_a_living_trial(seeded):
     statuses = {status: Participant.objects.filter(status=status).count() for status in ParticipantStatus.values}
-    assert statuses["enrolled"] == 32 and statuses["eligible"] == 3 and statuses["screen_failed"] == 7
+    assert statuses["enrolled"] + statuses["died"] == 32 and statuses["died"] == 1
+    assert statuses["eligible"] == 3 and statuses["screen_failed"] == 7
     assert Participant.objects.values("site").distinct().count() == 6
     assert Participant.objects.filter(status="enrolled").values("arm").distinct().count() == 2
     today = timezone.localdate()
@@ -59,3 +60,19 @@ def test_seed_demo_is_refused_without_debug(protocol):
     with pytest.raises(CommandError, match="refused"):
         call_command("seed_demo")
     assert not Participant.objects.exists()
+
+
+def test_demo_safety_has_graded_proposals_events_in_both_arms_an_sae_and_a_death(seeded):
+    from safety.models import AdverseEvent, DeathReport, FormGrading, SaeNotification
+
+    reported = AdverseEvent.objects.filter(status="reported")
+    assert set(reported.values_list("participant__arm__code", flat=True)) == {"MSC", "CONV"}
+    assert set(reported.values_list("grade", flat=True)) >= {1, 2, 3, 4}
+    assert AdverseEvent.objects.filter(status="proposed", source="lab").exists()
+    assert AdverseEvent.objects.filter(status="dismissed", source="lab").exclude(decided_by=None).exists()
+    assert any("hospitalisation" in event.serious_criteria for event in reported.filter(serious=True))
+    assert SaeNotification.objects.exists() and not SaeNotification.objects.filter(sent_at=None).exists()
+    death = DeathReport.objects.get()
+    assert death.participant.status == "died" and death.adverse_event.outcome == "fatal"
+    assert FormGrading.objects.count() > 0
+    assert audit_verify() is None

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from capture import demo as capture_demo
+from safety import demo as safety_demo
 from trial import demo as trial_demo
 
 # The command lives in the app at the top of the dependency chain, so it may call every app's demo module.
@@ -21,9 +22,11 @@ class Command(BaseCommand):
             coordinators = {number: users[f"coordinator{number}"] for number in range(1, 7)}
             forms = capture_demo.fill(users_by_site=coordinators)
             reviewed = capture_demo.review(users=users)
+            safety = safety_demo.seed(users=users)
             self.stdout.write(
                 f"Created {created} demo participants, {forms} filled forms, {reviewed['queries']} monitor queries "
-                f"and {reviewed['verified_forms']} verified forms."
+                f"and {reviewed['verified_forms']} verified forms; {safety['reported']} adverse events reported, "
+                f"{safety['proposed']} lab proposals waiting, {safety['serious']} serious, {safety['deaths']} death."
             )
         else:
             self.stdout.write("Demo participants already present; left as they are.")
