@@ -27,6 +27,12 @@ from trial.models import Participant, ParticipantStatus, Visit
 OBJECT_TYPE = "adverse_event"
 FORM_CODE = "AE"
 AUDITED_FIELDS = AdverseEventInput.field_names()
+FOLLOWED_UP = (
+    ParticipantStatus.ENROLLED,
+    ParticipantStatus.DIED,
+    ParticipantStatus.COMPLETED,
+    ParticipantStatus.WITHDRAWN,
+)
 
 
 # --- Reaching an event ----------------------------------------------------------------------------------------
@@ -49,7 +55,8 @@ def adverse_event_or_404(user: object, pk: int, action: Action = Action.VIEW, *,
 
 def _participant_for_entry(user: object, participant_id: int) -> Participant:
     participant = access.participant_or_404(user, participant_id, Action.ENTER_DATA)
-    if participant.status not in (ParticipantStatus.ENROLLED, ParticipantStatus.DIED, ParticipantStatus.COMPLETED):
+    # Events go on being followed up after a participant withdraws, completes or dies.
+    if participant.status not in FOLLOWED_UP:
         raise InvalidInput(_("Adverse events are recorded for enrolled participants only."))
     return participant
 
@@ -74,6 +81,8 @@ def _guard_version(event: AdverseEvent, version: int) -> None:
 def _require_reason(reason: str, field: str = "reason") -> str:
     if not (reason or "").strip():
         raise InvalidInput(errors={field: [_("Give the reason for this change.")]})
+    if len(reason.strip()) > 300:
+        raise InvalidInput(errors={field: [_("At most 300 characters.")]})
     return reason.strip()
 
 
@@ -233,7 +242,7 @@ def adverse_event_dismiss(*, user: object, event_id: int, version: int, reason: 
     reason = _require_reason(reason)
     now = timezone.now()
     event.status = AdverseEventStatus.DISMISSED
-    event.dismiss_reason = reason[:300]
+    event.dismiss_reason = reason
     event.decided_at, event.decided_by = now, user
     event.version += 1
     event.updated_at, event.updated_by = now, user
@@ -374,3 +383,50 @@ def _end_schedule(participant: Participant, death_date: datetime.date) -> list[A
         AuditEntry("visit", str(pk), "delete", "", "schedule", code, "", "Schedule ended by death report")
         for pk, code in removed
     ]
+
+
+@transaction.atomic
+def death_report_update(
+    *,
+    user: object,
+    participant_id: int,
+    version: int,
+    death_date: datetime.date,
+    cause: str,
+    relationship: str,
+    autopsy: bool,
+    reason: str,
+) -> DeathReport:
+    """Correct a death report (a date learnt from the death certificate, a cause after autopsy), with a reason.
+
+    An earlier date ends the schedule earlier; visits removed for the first date are not brought back.
+    """
+    participant = lock_participant(_participant_for_entry(user, participant_id).pk)
+    _guard_unlocked(participant.pk)
+    report = DeathReport.objects.filter(participant=participant).first()
+    if report is None:
+        raise InvalidInput(_("No death is reported for this participant."))
+    if report.version != version:
+        raise StaleVersionError(
+            _("Someone changed this death report after you opened it. Nothing was saved: review it and try again."),
+            current_version=report.version,
+        )
+    reason = _require_reason(reason)
+    _check_death(participant, death_date, cause, relationship)
+    after = {"death_date": death_date, "cause": cause.strip(), "relationship": relationship, "autopsy": autopsy}
+    entries = [
+        AuditEntry("death_report", str(report.pk), "update", "DEATH", name, display(old), display(new), reason)
+        for name, new in after.items()
+        if (old := getattr(report, name)) != new
+    ]
+    if not entries:
+        return report
+    for name, value in after.items():
+        setattr(report, name, value)
+    report.version += 1
+    report.save()
+    participant.death_date = death_date
+    participant.save(update_fields=["death_date"])
+    entries += _end_schedule(participant, death_date)
+    audit_write(user=user, participant=participant, entries=entries)
+    return report

@@ -28,6 +28,7 @@ class Survival:
     participant_id: int
     subject_id: str
     site_id: int
+    site_number: int
     arm_code: str
     start: datetime.date
     end: datetime.date
@@ -52,10 +53,16 @@ def survival_of(participants: QuerySet[Participant]) -> list[Survival]:
     """Survival of each enrolled participant of the queryset (scope it through trial/access.py), in 3 queries."""
     people = list(
         participants.filter(
-            status__in=[ParticipantStatus.ENROLLED, ParticipantStatus.DIED, ParticipantStatus.COMPLETED],
+            # Withdrawn participants stay in (intention to treat), censored when last known alive.
+            status__in=[
+                ParticipantStatus.ENROLLED,
+                ParticipantStatus.DIED,
+                ParticipantStatus.COMPLETED,
+                ParticipantStatus.WITHDRAWN,
+            ],
             enrolment_date__isnull=False,
         )
-        .select_related("arm")
+        .select_related("arm", "site")
         .annotate(last_visit=Max("visits__visit_date"))
         .order_by("site_id", "subject_id")
     )
@@ -102,6 +109,7 @@ def _survival(participant: Participant, death_date: datetime.date | None, contac
         "participant_id": participant.pk,
         "subject_id": participant.subject_id or "",
         "site_id": participant.site_id,
+        "site_number": participant.site.number,
         "arm_code": participant.arm.code if participant.arm else "",
         "start": participant.enrolment_date,
     }

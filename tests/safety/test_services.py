@@ -255,3 +255,56 @@ def test_death_report_refuses_bad_input(coordinator1, participant, death_date, c
     assert field in refused.value.errors
     participant.refresh_from_db()
     assert participant.status == ParticipantStatus.ENROLLED
+
+
+def test_a_death_report_is_corrected_with_a_reason(coordinator1, site1):
+    participant = enrolled(coordinator1, site1, arm="CONV", days_ago=200)
+    first = datetime.date.today() - datetime.timedelta(days=30)
+    report = services.death_report(
+        user=coordinator1, participant_id=participant.pk, death_date=first, cause="Unknown", relationship="unrelated"
+    )
+    with pytest.raises(InvalidInput) as refused:
+        services.death_report_update(
+            user=coordinator1,
+            participant_id=participant.pk,
+            version=report.version,
+            death_date=first,
+            cause="Hepatorenal syndrome",
+            relationship="unrelated",
+            autopsy=True,
+            reason="",
+        )
+    assert "reason" in refused.value.errors
+    earlier = first - datetime.timedelta(days=3)
+    services.death_report_update(
+        user=coordinator1,
+        participant_id=participant.pk,
+        version=report.version,
+        death_date=earlier,
+        cause="Hepatorenal syndrome",
+        relationship="unrelated",
+        autopsy=True,
+        reason="Death certificate received",
+    )
+    participant.refresh_from_db()
+    assert participant.death_date == earlier
+    changed = AuditRecord.objects.filter(object_type="death_report", action="update")
+    assert set(changed.values_list("item_code", flat=True)) == {"death_date", "cause", "autopsy"}
+    assert set(changed.values_list("reason", flat=True)) == {"Death certificate received"}
+    with pytest.raises(StaleVersionError):
+        services.death_report_update(
+            user=coordinator1,
+            participant_id=participant.pk,
+            version=report.version,
+            death_date=earlier,
+            cause="x",
+            relationship="unrelated",
+            autopsy=True,
+            reason="again",
+        )
+
+
+def test_events_are_still_recorded_after_withdrawal(coordinator1, participant):
+    participant.status = ParticipantStatus.WITHDRAWN
+    participant.save(update_fields=["status"])
+    assert report(coordinator1, participant).status == AdverseEventStatus.REPORTED
