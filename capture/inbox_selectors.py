@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
+from capture import records
 from capture.models import Query, QueryEvent, QueryState
 from capture.review import queries_visible
 from trial import access
@@ -77,25 +78,26 @@ def my_query_counts(user: object) -> dict[str, int]:
 
 def review_queries(user: object, *, filters: QueryFilters, now: datetime.datetime) -> QuerySet[Query]:
     """Every query of the sites the user reviews, narrowed by `filters`, newest activity first."""
-    queryset = queries_visible(user).filter(visit__participant__site_id__in=review_site_ids(user))
+    queryset = queries_visible(user).filter(participant__site_id__in=review_site_ids(user))
     return _listed(queryset.filter(_conditions(filters, now)))
 
 
 def query_rows(queries: Iterable[Query], *, now: datetime.datetime) -> list[QueryRow]:
-    """The queries of one page with their age in whole days since they were raised."""
-    return [QueryRow(query=query, age_days=(now - query.created_at).days) for query in queries]
+    """The queries of one page with their age in whole days since they were raised; a query on a record with
+    the record's label and link (capture.records.describe: one read per kind of record on the page)."""
+    return [QueryRow(query=query, age_days=(now - query.created_at).days) for query in records.describe(queries)]
 
 
 def _answered_by(user: object) -> QuerySet[Query]:
-    return queries_visible(user).filter(visit__participant__site_id__in=entry_site_ids(user))
+    return queries_visible(user).filter(participant__site_id__in=entry_site_ids(user))
 
 
 def _conditions(filters: QueryFilters, now: datetime.datetime) -> Q:
     lookups: dict[str, object] = {
-        "visit__participant__site__number": filters.site_number,
+        "participant__site__number": filters.site_number,
         "state": filters.state,
         "form__code__iexact": filters.form_code,
-        "visit__participant__subject_id__iexact": filters.subject_id,
+        "participant__subject_id__iexact": filters.subject_id,
         "origin": filters.origin,
     }
     if filters.older_than_days is not None:
@@ -108,7 +110,7 @@ def _listed(queryset: QuerySet[Query]) -> QuerySet[Query]:
     rows is one SQL query however long the threads. An automatic query has no thread: its own message counts."""
     events = QueryEvent.objects.filter(query=OuterRef("pk")).order_by("-at", "-pk")
     return (
-        queryset.select_related("visit__participant__site", "visit__definition", "form", "item")
+        queryset.select_related("participant__site", "visit__definition", "form", "item")
         .annotate(
             last_activity=Coalesce(Subquery(events.values("at")[:1]), "created_at"),
             last_message=Coalesce(Subquery(events.exclude(text="").values("text")[:1]), "message"),

@@ -109,9 +109,17 @@ class QueryOrigin(models.TextChoices):
 
 
 class Query(models.Model):
-    """A discrepancy note on an item of a visit. Automatic ones are raised and closed by the edit checks."""
+    """A discrepancy note: on an item, a form or a whole visit, or on a record of the participant that is not an
+    item of a visit (an adverse event), named by `record_type` and `record_id` (see capture/records.py).
+    Automatic ones are raised and closed by the edit checks."""
 
-    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="queries")
+    participant = models.ForeignKey(
+        "trial.Participant",
+        on_delete=models.PROTECT,
+        related_name="queries",
+        help_text="Whose data the query is about: the visit's participant, or the record's.",
+    )
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, null=True, blank=True, related_name="queries")
     item = models.ForeignKey(ItemDefinition, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     form = models.ForeignKey(
         FormDefinition,
@@ -120,6 +128,13 @@ class Query(models.Model):
         blank=True,
         related_name="+",
         help_text="The form of a query on a whole form, or of its item.",
+    )
+    record_type = models.CharField(
+        max_length=32, blank=True, help_text="The kind of record of a query not on a visit, as registered."
+    )
+    record_id = models.PositiveIntegerField(null=True, blank=True)
+    field_code = models.CharField(
+        max_length=32, blank=True, help_text="The record's field the query is about; blank for the whole record."
     )
     origin = models.CharField(max_length=16, choices=QueryOrigin.choices)
     check_code = models.CharField(max_length=64, blank=True, help_text="The edit check that raised it.")
@@ -143,11 +158,29 @@ class Query(models.Model):
                 condition=models.Q(origin="automatic") & ~models.Q(state="closed"),
                 name="query_one_open_automatic_per_check",
             ),
+            models.CheckConstraint(
+                condition=models.Q(visit__isnull=False, record_type="", record_id__isnull=True, field_code="")
+                | (
+                    models.Q(visit__isnull=True, form__isnull=True, item__isnull=True, record_id__isnull=False)
+                    & ~models.Q(record_type="")
+                ),
+                name="query_on_a_visit_or_a_record",
+            ),
         ]
-        indexes = [models.Index(fields=["visit", "state"])]
+        indexes = [
+            models.Index(fields=["visit", "state"]),
+            models.Index(fields=["record_type", "record_id"]),
+        ]
 
     def __str__(self) -> str:
+        if self.record_type:
+            return f"{self.record_type} {self.record_id} {self.field_code}: {self.message}"
         return f"{self.visit} {self.item.code if self.item else ''}: {self.message}"
+
+    @property
+    def on_record(self) -> bool:
+        """On a record that is not an item of a visit (an adverse event), rather than on a visit's data."""
+        return bool(self.record_type)
 
 
 class LabImportState(models.TextChoices):

@@ -11,7 +11,7 @@ from django.http import Http404
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from capture import review
+from capture import records, review
 from capture.checks import ParseError, parse, reference_flag, window_flag
 from capture.definitions import FormSpec, visit_forms
 from capture.models import FormInstance, ItemValue, Lock, Query, QueryEvent, QueryState, Signature
@@ -140,18 +140,22 @@ def _attach_threads(queries: list[Query], events: QuerySet[QueryEvent]) -> None:
 
 
 def query_or_404(user: object, query_id: int) -> Query:
-    """A query of a visit the user may see, with its visit, form, item and thread (2 queries)."""
+    """A query the user may see, with its participant, visit, form, item and thread (2 queries), or with its
+    record's label and link (capture.records.describe)."""
     queries = review.queries_visible(user).select_related(
-        "visit__participant__protocol",
-        "visit__participant__arm",
-        "visit__participant__site",
-        "visit__definition",
-        "form",
-        "item__form",
+        "participant__site", "visit__definition", "form", "item__form"
     )
-    query = access.get_or_404(queries.defer("visit__participant__protocol__definition"), pk=query_id)
+    query = access.get_or_404(queries, pk=query_id)
     _attach_threads([query], QueryEvent.objects.filter(query_id=query.pk))
+    records.describe([query])
     return query
+
+
+def queries_of_record(user: object, record_type: str, record_id: int) -> list[Query]:
+    """The queries the user may see on one record (an adverse event), for the record's own page: open and answered
+    ones first, each with its thread in order as `thread` (2 queries). Another site's record has none."""
+    queries = review.queries_visible(user).filter(record_type=record_type, record_id=record_id)
+    return query_threads(queries.select_related("participant__site", "created_by", "closed_by"))
 
 
 def query_steps(query: Query, may: ReviewPermissions) -> list[str]:
@@ -376,3 +380,36 @@ def query_target(visit: Visit, form_code: str, item_code: str) -> QueryTarget:
     spec = next((spec for spec in visit_forms(visit) if spec.code == form_code), None)
     item = spec.by_code.get(item_code) if spec else None
     return QueryTarget(form_code=form_code, item_code=item_code, spec=spec, item=item)
+
+
+@dataclass(frozen=True)
+class RecordTarget:
+    """A record that is not an item of a visit (an adverse event), as the page raising a query on it names it."""
+
+    record_type: str
+    record_id: int
+    participant: Participant
+    label: str
+    url: str
+    field_code: str
+    field_label: str
+
+
+def record_target_or_404(
+    user: object, record_type: str, record_id: int, field_code: str = "", action: Action = Action.VIEW
+) -> RecordTarget:
+    """The record if its kind is registered and the user may see it (else 404) and do `action` at its site (else
+    403); a field not of the record is kept as typed, for the service to refuse."""
+    kind = records.find(record_type)
+    if kind is None:
+        raise Http404(_("%(type)s is not a kind of record.") % {"type": record_type})
+    participant = kind.participant_for(user, record_id, action)
+    return RecordTarget(
+        record_type=record_type,
+        record_id=record_id,
+        participant=participant,
+        label=kind.label(record_id),
+        url=kind.url(record_id),
+        field_code=field_code,
+        field_label=kind.field_label(field_code),
+    )

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from capture import records
 from capture.definitions import visit_forms
 from capture.errors import LockedError, OpenQueriesError, QueryTransitionError
 from capture.models import (
@@ -103,8 +104,8 @@ _ACTION = {
 
 
 def queries_visible(user: object) -> "object":
-    """Every query the user may see: those of the visits of their sites."""
-    return Query.objects.filter(visit__in=access.visits(user))
+    """Every query the user may see: those on the visits and records of the participants of their sites."""
+    return Query.objects.filter(participant__site_id__in=access.site_ids(user))
 
 
 @transaction.atomic
@@ -115,6 +116,7 @@ def query_raise(*, user: object, visit_id: int, message: str, form_code: str = "
     _require_text(message, "message")
     now = timezone.now()
     query = Query.objects.create(
+        participant=visit.participant,
         visit=visit,
         form=form,
         item=item,
@@ -123,8 +125,42 @@ def query_raise(*, user: object, visit_id: int, message: str, form_code: str = "
         created_at=now,
         created_by=user,
     )
+    return _raised(user, query, message)
+
+
+@transaction.atomic
+def query_raise_on_record(
+    *, user: object, record_type: str, record_id: int, message: str, field_code: str = ""
+) -> Query:
+    """A monitor or data manager asks the site about a record that is not an item of a visit (an adverse event),
+    or about one of its fields. The record's app registered how to reach it (capture/records.py)."""
+    kind = records.record_type_or_invalid(record_type)
+    participant = kind.participant_for(user, record_id, Action.RAISE_QUERY)
+    # Checked again here, so that no kind of record can widen who raises queries.
+    access.require(user, Action.RAISE_QUERY, participant.site_id)
+    records.field_or_invalid(kind, field_code)
+    _require_text(message, "message")
+    query = Query.objects.create(
+        participant=participant,
+        record_type=record_type,
+        record_id=record_id,
+        field_code=field_code,
+        origin=QueryOrigin.MANUAL,
+        message=message.strip(),
+        created_at=timezone.now(),
+        created_by=user,
+    )
+    return _raised(user, query, message)
+
+
+def _raised(user: object, query: Query, message: str) -> Query:
     QueryEvent.objects.create(
-        query=query, kind=QueryEventKind.RAISED, author=user, at=now, text=message.strip(), state_after=QueryState.OPEN
+        query=query,
+        kind=QueryEventKind.RAISED,
+        author=user,
+        at=query.created_at,
+        text=message.strip(),
+        state_after=QueryState.OPEN,
     )
     _audit_query(user, query, "raise", "", QueryState.OPEN, message)
     return query
@@ -150,9 +186,9 @@ def query_reopen(*, user: object, query_id: int, message: str) -> Query:
 
 def _transition(user: object, query_id: int, kind: str, message: str, *, required: bool) -> Query:
     query = access.get_or_404(
-        queries_visible(user).select_for_update(of=("self",)).select_related("visit__participant"), pk=query_id
+        queries_visible(user).select_for_update(of=("self",)).select_related("participant"), pk=query_id
     )
-    access.require(user, _ACTION[kind], query.visit.participant.site_id)
+    access.require(user, _ACTION[kind], query.participant.site_id)
     if query.state not in _ALLOWED[kind]:
         raise QueryTransitionError(
             _("A query that is %(state)s cannot be %(step)s.")
@@ -197,20 +233,19 @@ def close_automatic(*, visit: Visit, item_ids: list[int], now: datetime.datetime
 def _audit_query(user: object, query: Query, action: str, old: str, new: str, message: str) -> None:
     audit_write(
         user=user,
-        participant=query.visit.participant,
-        entries=[
-            AuditEntry(
-                "query",
-                str(query.pk),
-                action,
-                query.form.code if query.form_id else "",
-                query.item.code if query.item_id else "",
-                old,
-                new,
-                message.strip(),
-            )
-        ],
+        participant=query.participant,
+        entries=[AuditEntry("query", str(query.pk), action, *_audited_target(query), old, new, message.strip())],
     )
+
+
+def _audited_target(query: Query) -> tuple[str, str]:
+    """What the query is on, in the trail's form and item columns: a form and item, or a record type and field.
+
+    The visit or the record id is the query's own, and never changes.
+    """
+    if query.on_record:
+        return query.record_type, query.field_code
+    return (query.form.code if query.form_id else "", query.item.code if query.item_id else "")
 
 
 # --- Source data verification ------------------------------------------------------------------------------
@@ -374,7 +409,7 @@ def lock_release(*, user: object, lock_id: int, reason: str) -> Lock:
 
 
 def _open_queries(participant: Participant, visit: Visit | None, form: FormDefinition | None) -> int:
-    queries = Query.objects.filter(visit__participant=participant).exclude(state=QueryState.CLOSED)
+    queries = Query.objects.filter(participant=participant).exclude(state=QueryState.CLOSED)
     if visit is not None:
         queries = queries.filter(visit=visit)
     if form is not None:

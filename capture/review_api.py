@@ -28,7 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from capture import review
+from capture import records, review
 from capture.models import Lock, Query, QueryEvent, QueryEventKind, QueryOrigin, QueryState, Signature
 from trial import access
 from trial.access import Action
@@ -68,12 +68,20 @@ class QueryEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class QueryListSerializer(serializers.ListSerializer):
+    def to_representation(self, data: object) -> list:
+        # The records' labels of the whole list in one read per kind of record, not one per query.
+        return super().to_representation(records.describe(data.all() if isinstance(data, QuerySet) else data))
+
+
 class QuerySerializer(serializers.ModelSerializer):
-    visit_code = serializers.CharField(source="visit.definition.code", read_only=True)
-    participant = serializers.CharField(
-        source="visit.participant.subject_id", read_only=True, help_text="The participant's subject ID."
+    visit_code = serializers.CharField(
+        source="visit.definition.code", read_only=True, allow_null=True, help_text="Null for a query on a record."
     )
-    site = serializers.IntegerField(source="visit.participant.site.number", read_only=True, help_text="Site number.")
+    participant = serializers.CharField(
+        source="participant.subject_id", read_only=True, help_text="The participant's subject ID."
+    )
+    site = serializers.IntegerField(source="participant.site.number", read_only=True, help_text="Site number.")
     form = serializers.CharField(
         source="form.code", read_only=True, allow_null=True, help_text="Form code; null for a query on a visit."
     )
@@ -83,10 +91,12 @@ class QuerySerializer(serializers.ModelSerializer):
     state = QueryStateField(read_only=True)
     created_by = username("created_by", "Username; null for a query raised by an edit check.")
     closed_by = username("closed_by", "Username; null while open, or if a correction closed it.")
+    record_label = serializers.SerializerMethodField(help_text="What the record is, as a person reads it.")
     events = QueryEventSerializer(many=True, read_only=True, help_text="The thread, oldest step first.")
 
     class Meta:
         model = Query
+        list_serializer_class = QueryListSerializer
         fields = [
             "id",
             "visit",
@@ -95,6 +105,10 @@ class QuerySerializer(serializers.ModelSerializer):
             "site",
             "form",
             "item",
+            "record_type",
+            "record_id",
+            "field_code",
+            "record_label",
             "origin",
             "check_code",
             "state",
@@ -106,6 +120,20 @@ class QuerySerializer(serializers.ModelSerializer):
             "events",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "visit": {"help_text": "Null for a query on a record."},
+            "record_type": {"help_text": "The kind of record (as `adverse_event`) of a query not on a visit; else ''."},
+            "record_id": {"help_text": "The record's id; null for a query on a visit."},
+            "field_code": {"help_text": "The record's field the query is about; '' for the whole record or a visit."},
+        }
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_record_label(self, query: Query) -> str | None:
+        if not query.on_record:
+            return None
+        if not hasattr(query, "record_label"):
+            records.describe([query])
+        return query.record_label
 
 
 class SignatureSerializer(serializers.ModelSerializer):
@@ -177,6 +205,8 @@ class QueryFilterSerializer(serializers.Serializer):
     visit = serializers.IntegerField(required=False, min_value=1, help_text="Visit id.")
     form = serializers.CharField(required=False, help_text="Form code.")
     item = serializers.CharField(required=False, help_text="Item code.")
+    record_type = serializers.CharField(required=False, help_text="Kind of record, as `adverse_event`.")
+    record_id = serializers.IntegerField(required=False, min_value=1, help_text="Record id (with `record_type`).")
     origin = serializers.ChoiceField(choices=QueryOrigin.choices, required=False)
     older_than_days = serializers.IntegerField(
         required=False, min_value=0, help_text="Only queries raised more than this many days ago."
@@ -188,12 +218,45 @@ class ParticipantFilterSerializer(serializers.Serializer):
 
 
 class QueryRaiseSerializer(serializers.Serializer):
-    visit = serializers.IntegerField(min_value=1, help_text="Id of the visit (one of your sites').")
+    """A query on a visit's data (`visit`, `form`, `item`) or on a record (`record_type`, `record_id`,
+    `field_code`): one or the other."""
+
+    visit = serializers.IntegerField(
+        required=False, min_value=1, help_text="Id of the visit (one of your sites'); leave out for a record."
+    )
     form = serializers.CharField(default="", allow_blank=True, help_text="Form code; leave out for the whole visit.")
     item = serializers.CharField(
         default="", allow_blank=True, help_text="Item code (needs `form`); leave out for it all."
     )
+    record_type = serializers.CharField(
+        default="",
+        allow_blank=True,
+        max_length=32,
+        help_text="Instead of `visit`: the kind of record, as `adverse_event` (needs `record_id`).",
+    )
+    record_id = serializers.IntegerField(required=False, min_value=1, help_text="The record's id.")
+    field_code = serializers.CharField(
+        default="", allow_blank=True, max_length=32, help_text="The record's field; leave out for the whole record."
+    )
     message = serializers.CharField(allow_blank=True, help_text="The question to the site.")
+
+    def validate(self, attrs: dict) -> dict:
+        # Which service to call: the rules of each target are the services'.
+        on_record = bool(attrs["record_type"] or attrs.get("record_id") or attrs["field_code"])
+        if not on_record:
+            if "visit" not in attrs:
+                raise serializers.ValidationError({"visit": [_("Name the visit, or the record.")]})
+            return attrs
+        errors = {}
+        if "visit" in attrs or attrs["form"] or attrs["item"]:
+            errors["non_field_errors"] = [_("A query is on a visit's data or on a record, not both.")]
+        if not attrs["record_type"]:
+            errors["record_type"] = [_("Name the kind of record.")]
+        if not attrs.get("record_id"):
+            errors["record_id"] = [_("Name the record.")]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class QueryMessageSerializer(serializers.Serializer):
@@ -255,6 +318,17 @@ RAISE_EXAMPLE = OpenApiExample(
     request_only=True,
     value={"visit": 12, "form": "LIVER", "item": "ALT", "message": "ALT 300 U/L: please confirm against the report."},
 )
+RAISE_ON_RECORD_EXAMPLE = OpenApiExample(
+    "Raise on a record",
+    summary="Ask the site about one field of an adverse event",
+    request_only=True,
+    value={
+        "record_type": "adverse_event",
+        "record_id": 7,
+        "field_code": "onset_date",
+        "message": "The onset date is after the date the event resolved: please check.",
+    },
+)
 QUERY_EXAMPLE_VALUE = {
     "id": 41,
     "visit": 12,
@@ -263,6 +337,10 @@ QUERY_EXAMPLE_VALUE = {
     "site": 1,
     "form": "LIVER",
     "item": "ALT",
+    "record_type": "",
+    "record_id": None,
+    "field_code": "",
+    "record_label": None,
     "origin": "manual",
     "check_code": "",
     "state": "open",
@@ -283,6 +361,34 @@ QUERY_EXAMPLE_VALUE = {
 }
 RAISED_EXAMPLE = OpenApiExample(
     "Raised", response_only=True, status_codes=["201"], value=QUERY_EXAMPLE_VALUE, summary="The new open query"
+)
+RAISED_ON_RECORD_EXAMPLE = OpenApiExample(
+    "Raised on a record",
+    summary="The new open query on an adverse event",
+    response_only=True,
+    status_codes=["201"],
+    value={
+        **QUERY_EXAMPLE_VALUE,
+        "id": 42,
+        "visit": None,
+        "visit_code": None,
+        "form": None,
+        "item": None,
+        "record_type": "adverse_event",
+        "record_id": 7,
+        "field_code": "onset_date",
+        "record_label": "AE 7: ascites, grade 2",
+        "message": "The onset date is after the date the event resolved: please check.",
+        "events": [
+            {
+                "kind": "raised",
+                "author": "monitor",
+                "at": "2026-02-20T02:14:09Z",
+                "text": "The onset date is after the date the event resolved: please check.",
+                "state_after": "open",
+            }
+        ],
+    },
 )
 ANSWER_EXAMPLE = OpenApiExample(
     "Answer", request_only=True, value={"message": "Checked: the report says 30; corrected on the form."}
@@ -414,8 +520,9 @@ class ReviewViewSet(viewsets.GenericViewSet):
     retrieve=extend_schema(summary="A query with its thread", responses={200: QuerySerializer, 404: NOT_FOUND}),
 )
 class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ReviewViewSet):
-    """Queries (discrepancy notes) on the visits of the user's sites: the monitor raises, the site answers, the
-    monitor closes or re-opens. Another site's query does not exist (404)."""
+    """Queries (discrepancy notes) on the visits, and on other records (adverse events), of the participants of the
+    user's sites: the monitor raises, the site answers, the monitor closes or re-opens. Another site's query does
+    not exist (404)."""
 
     serializer_class = QuerySerializer
     write_actions = {
@@ -428,7 +535,7 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ReviewViewS
     def get_queryset(self) -> QuerySet[Query]:
         queryset = (
             review.queries_visible(self.request.user)
-            .select_related("visit__definition", "visit__participant__site", "form", "item", "created_by", "closed_by")
+            .select_related("visit__definition", "participant__site", "form", "item", "created_by", "closed_by")
             .prefetch_related(Prefetch("events", queryset=QueryEvent.objects.select_related("author")))
             .order_by("created_at", "id")
         )
@@ -437,12 +544,14 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ReviewViewS
     def _filtered(self, queryset: QuerySet[Query]) -> QuerySet[Query]:
         filters = self.query_filters(QueryFilterSerializer)
         lookups = {
-            "site": "visit__participant__site__number",
+            "site": "participant__site__number",
             "state": "state",
-            "participant": "visit__participant__subject_id",
+            "participant": "participant__subject_id",
             "visit": "visit_id",
             "form": "form__code",
             "item": "item__code",
+            "record_type": "record_type",
+            "record_id": "record_id",
             "origin": "origin",
         }
         queryset = queryset.filter(**{lookups[name]: value for name, value in filters.items() if name in lookups})
@@ -458,21 +567,35 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ReviewViewS
             "A monitor or data manager asks the site about an item value (`form` and `item`), a whole form "
             "(`form`) or the visit (neither). A visit not among the user's sites is 404; a role that may not "
             "raise queries (coordinator, investigator, sponsor) 403; a form or item not collected at the visit, "
-            "or an empty message, 400 keyed `form`, `item` or `message`."
+            "or an empty message, 400 keyed `form`, `item` or `message`.\n\n"
+            "**On a record** that is not an item of a visit (an adverse event): send `record_type` and "
+            "`record_id`, and `field_code` for one of its fields, instead of `visit`, `form` and `item`. The "
+            "query then has the same thread, inboxes and site scoping. A record not among the user's sites is "
+            "404; an unknown kind of record, a field not of the record, or both a visit and a record, 400 keyed "
+            "`record_type`, `field_code` or `non_field_errors`."
         ),
         request=QueryRaiseSerializer,
         responses={201: QuerySerializer, 400: FIELD_ERRORS, 403: forbidden("raise queries"), 404: NOT_FOUND},
-        examples=[RAISE_EXAMPLE, RAISED_EXAMPLE],
+        examples=[RAISE_EXAMPLE, RAISE_ON_RECORD_EXAMPLE, RAISED_EXAMPLE, RAISED_ON_RECORD_EXAMPLE],
     )
     def create(self, request: Request) -> Response:
         data = parsed(QueryRaiseSerializer, request.data)
-        query = review.query_raise(
-            user=request.user,
-            visit_id=data["visit"],
-            form_code=data["form"],
-            item_code=data["item"],
-            message=data["message"],
-        )
+        if data["record_type"]:
+            query = review.query_raise_on_record(
+                user=request.user,
+                record_type=data["record_type"],
+                record_id=data["record_id"],
+                field_code=data["field_code"],
+                message=data["message"],
+            )
+        else:
+            query = review.query_raise(
+                user=request.user,
+                visit_id=data["visit"],
+                form_code=data["form"],
+                item_code=data["item"],
+                message=data["message"],
+            )
         return self.present(query, status.HTTP_201_CREATED)
 
     @extend_schema(

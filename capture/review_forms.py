@@ -1,5 +1,5 @@
 """The forms of the review pages. They only collect what was typed; capture.review decides what is valid, and its
-errors come back keyed by field (`message`, `password`, `reason`, `form`, `item`)."""
+errors come back keyed by field (`message`, `password`, `reason`, `form`, `item`, `field_code`)."""
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -15,18 +15,29 @@ def _textarea(rows: int = 2) -> forms.Textarea:
     return forms.Textarea(attrs={"rows": rows, "class": "form-control"})
 
 
-class QueryRaiseForm(DomainErrorsMixin, forms.Form):
-    """A query on an item (form and item given), on a whole form (form only) or on the visit (neither)."""
-
-    form = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
-    item = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
-    message = forms.CharField(
+def _query_message() -> forms.CharField:
+    return forms.CharField(
         label=_("Query"),
         required=False,
         max_length=MESSAGE_MAX,
         widget=_textarea(3),
         help_text=_("What the site should check or correct, as the site will read it."),
     )
+
+
+class QueryRaiseForm(DomainErrorsMixin, forms.Form):
+    """A query on an item (form and item given), on a whole form (form only) or on the visit (neither)."""
+
+    form = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    item = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    message = _query_message()
+
+
+class RecordQueryRaiseForm(DomainErrorsMixin, forms.Form):
+    """A query on a record that is not an item of a visit (an adverse event): on one field, or the whole record."""
+
+    field_code = forms.CharField(required=False, max_length=32, widget=forms.HiddenInput)
+    message = _query_message()
 
 
 class QueryMessageForm(DomainErrorsMixin, forms.Form):

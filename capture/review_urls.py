@@ -10,6 +10,9 @@ urlpatterns = [
     path("participants/<int:participant_id>/sign/", views.casebook_sign, name="casebook_sign"),
     path("participants/<int:participant_id>/lock/", views.participant_lock, name="participant_lock"),
     path("visits/<int:visit_id>/queries/new/", views.query_raise, name="query_raise"),
+    path(
+        "records/<slug:record_type>/<int:record_id>/queries/new/", views.record_query_raise, name="record_query_raise"
+    ),
     path("visits/<int:visit_id>/sign/", views.visit_sign, name="visit_sign"),
     path("visits/<int:visit_id>/lock/", views.visit_lock, name="visit_lock"),
     path("visits/<int:visit_id>/forms/<str:form_code>/verify/", views.verify, name="verify"),

@@ -18,12 +18,20 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
-from capture import page_selectors, review
+from capture import page_selectors, records, review
 from capture.definitions import FormSpec
 from capture.errors import OpenQueriesError, QueryTransitionError
 from capture.forms import in_language
 from capture.models import Lock, Query
-from capture.review_forms import LockForm, QueryMessageForm, QueryRaiseForm, ReleaseForm, SignForm, VerifyForm
+from capture.review_forms import (
+    LockForm,
+    QueryMessageForm,
+    QueryRaiseForm,
+    RecordQueryRaiseForm,
+    ReleaseForm,
+    SignForm,
+    VerifyForm,
+)
 from capture.selectors import visit_form_summaries
 from capture.visits import form_or_404, visit_or_404
 from trial import access
@@ -51,7 +59,13 @@ def _status(form: object) -> int:
 
 
 def query_home(query: Query) -> str:
-    """Where a query is shown: at its item or in its form's queries on the form page, or on the visit page."""
+    """Where a query is shown: at its item or in its form's queries on the form page, on the visit page, or on the
+    page of its record (its own page, should the record's kind be no longer registered)."""
+    if query.on_record:
+        kind = records.find(query.record_type)
+        if kind is None:
+            return reverse("review:query", args=[query.pk])
+        return kind.url(query.record_id) + f"#query-{query.pk}"
     form = query.form or (query.item.form if query.item_id else None)
     if form is None:
         return reverse("capture:visit", args=[query.visit_id]) + "#visit-queries"
@@ -87,6 +101,32 @@ def query_raise(request: HttpRequest, visit_id: int) -> HttpResponse:
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
+def record_query_raise(request: HttpRequest, record_type: str, record_id: int) -> HttpResponse:
+    """Raise a query on a record that is not an item of a visit (an adverse event), or on one of its fields."""
+    form = RecordQueryRaiseForm(request.POST or None, initial={"field_code": request.GET.get("field", "")})
+    target = page_selectors.record_target_or_404(
+        request.user, record_type, record_id, form["field_code"].value() or "", Action.RAISE_QUERY
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            query = review.query_raise_on_record(
+                user=request.user,
+                record_type=record_type,
+                record_id=record_id,
+                message=form.cleaned_data["message"],
+                field_code=form.cleaned_data["field_code"],
+            )
+        except InvalidInput as invalid:
+            form.add_domain_errors(invalid.errors)
+        else:
+            messages.success(request, _("The query was raised; the site will answer it."))
+            return redirect(query_home(query))
+    context = {"record": target, "participant": target.participant, "form": form}
+    return render(request, "capture/review/record_query_raise.html", context, status=_status(form))
+
+
+@login_required
 @require_http_methods(["GET"])
 def query_detail(request: HttpRequest, query_id: int) -> HttpResponse:
     """One query with its whole thread and the steps the user may take."""
@@ -113,11 +153,11 @@ def query_step(request: HttpRequest, query_id: int, step: str) -> HttpResponse:
 
 
 def _query_page(request: HttpRequest, query: Query, form: QueryMessageForm, *, step: str = "") -> HttpResponse:
-    may = _permissions(request, query.visit.participant)
+    may = _permissions(request, query.participant)
     context = {
         "query": query,
         "visit": query.visit,
-        "participant": query.visit.participant,
+        "participant": query.participant,
         "form": form,
         "step": step,
         "steps": page_selectors.query_steps(query, may),

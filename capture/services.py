@@ -433,6 +433,7 @@ def _sync_queries(pending: _Pending, stored: StoredValues, now: datetime.datetim
             if not any(flag in before for flag in _flags_of_check(check_code)):
                 new.append(
                     Query(
+                        participant_id=pending.visit.participant_id,
                         visit=pending.visit,
                         item=specs[key[0]].by_code[key[1]],
                         form=specs[key[0]].definition,

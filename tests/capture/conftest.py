@@ -1,7 +1,11 @@
 import pytest
 import yaml
+from django.urls import reverse
 
+from capture import records
 from tests.factories import enrolled
+from trial import access
+from trial.models import Participant
 from trial.protocol_file import DEFAULT_PATH
 from trial.services import protocol_load
 
@@ -46,3 +50,30 @@ def sized_protocol(protocol, tmp_path):
     path = tmp_path / "sized.yaml"
     path.write_text(yaml.safe_dump(definition, allow_unicode=True))
     return protocol_load(path=path)[0]
+
+
+NOTE = "participant_note"
+NOTE_FIELDS = {"initials": "Initials", "date_of_birth": "Date of birth"}
+
+
+def note_labels(ids: list[int]) -> dict[int, str]:
+    """One read for many notes, as a registered kind of record's `labels` should be."""
+    numbers = Participant.objects.filter(pk__in=ids).values_list("pk", "screening_number")
+    return {pk: f"Note on {number}" for pk, number in numbers}
+
+
+@pytest.fixture
+def participant_note(db):
+    """A kind of record of the tests' own, registered as the safety app registers its adverse events: a
+    participant stands for a record of the participant that is not an item of a visit. A double of the registry's
+    contract: reached through trial.access, labelled in one read, linked without one."""
+    kind = records.register(
+        NOTE,
+        label=lambda pk: note_labels([pk])[pk],
+        url=lambda pk: reverse("trial:participant_detail", args=[pk]),
+        participant_for=access.participant_or_404,
+        fields=lambda: dict(NOTE_FIELDS),
+        labels=note_labels,
+    )
+    yield kind
+    records.unregister(NOTE)

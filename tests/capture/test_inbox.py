@@ -9,6 +9,7 @@ from django.utils import timezone
 from capture.models import Query, QueryEvent, QueryEventKind, QueryOrigin, QueryState
 from capture.review import items_verify, query_answer, query_close, query_raise
 from capture.services import form_save
+from tests.capture.conftest import NOTE
 from tests.factories import enrolled, make_user
 from tests.trial.test_views import make_enrolled
 from trial.models import ItemDefinition, Role, Site
@@ -232,15 +233,18 @@ def test_query_list_shows_site_origin_and_link(as_user, monitor, queries, partic
 # --- Constant query counts --------------------------------------------------------------------------------
 
 
-def bulk_queries(visit, count, *, monitor, coordinator):
-    """`count` manual queries on the visit's ALT, every other one answered, each with its thread's events."""
+def bulk_queries(visit, count, *, monitor, coordinator, record_type=""):
+    """`count` manual queries on the visit's ALT, every other one answered, each with its thread's events. With
+    `record_type`, on the visit's participant as a record of that kind instead."""
     alt = ItemDefinition.objects.get(form__protocol=visit.participant.protocol, form__code="LIVER", code="ALT")
+    target = {"visit": visit, "form": alt.form, "item": alt}
+    if record_type:
+        target = {"record_type": record_type, "record_id": visit.participant_id, "field_code": "initials"}
     now = timezone.now()
     created = Query.objects.bulk_create(
         Query(
-            visit=visit,
-            form=alt.form,
-            item=alt,
+            participant_id=visit.participant_id,
+            **target,
             origin=QueryOrigin.MANUAL,
             state=QueryState.ANSWERED if n % 2 else QueryState.OPEN,
             message=f"Question {n}",
@@ -301,6 +305,27 @@ def test_query_lists_run_a_constant_number_of_queries(
         number = row.query.message.removeprefix("Question ")
         expected = f"Answer {number}" if row.query.state == QueryState.ANSWERED else row.query.message
         assert row.query.last_message == expected
+
+
+@pytest.mark.parametrize("count", [10, 500])
+@pytest.mark.parametrize(("name", "role"), list(EXPECTED_QUERIES))
+def test_query_lists_with_record_queries_run_a_constant_number_of_queries(
+    request, as_user, participant_note, coordinator1, monitor, m3, django_assert_num_queries, name, role, count
+):
+    bulk_queries(m3, count, monitor=monitor, coordinator=coordinator1)
+    bulk_queries(m3, count, monitor=monitor, coordinator=coordinator1, record_type=NOTE)
+    client = as_user(request.getfixturevalue(role))
+    # One more: the labels of the page's records, in one read whatever their number.
+    with django_assert_num_queries(EXPECTED_QUERIES[name, role] + 1):
+        response = client.get(reverse(name), {"site": "1"} if name == "inbox:queries" else {})
+    assert response.status_code == 200
+    rows = response.context["rows"]
+    assert len(rows) == min(2 * count, 50)
+    assert response.context["page"].paginator.count == 2 * count
+    assert {row.query.on_record for row in rows} == {True, False}
+    label = f"Note on {m3.participant.screening_number}"
+    assert {row.query.record_label for row in rows if row.query.on_record} == {label}
+    assert response.content.decode().count(label) == sum(row.query.on_record for row in rows)
 
 
 def test_sdv_page_runs_a_constant_number_of_queries(as_user, coordinator1, monitor, site1, django_assert_num_queries):

@@ -21,6 +21,7 @@ from capture.models import (
 )
 from capture.review import SIGNATURE_MEANING, lock_set, query_close, query_raise
 from capture.services import form_save
+from tests.capture.conftest import NOTE
 from tests.factories import PASSWORD, enrolled, make_user
 from tests.roles import ROLES, SEES
 from trial.models import AuditRecord, ItemDefinition, Participant, Role, Site, Visit
@@ -215,6 +216,10 @@ def test_raise_answers_201_with_the_query_and_its_thread(saved, monitor):
         "site": 1,
         "form": "LIVER",
         "item": "ALT",
+        "record_type": "",
+        "record_id": None,
+        "field_code": "",
+        "record_label": None,
         "origin": QueryOrigin.MANUAL,
         "check_code": "",
         "state": QueryState.OPEN,
@@ -401,11 +406,21 @@ def test_bad_filters_are_400(monitor, site1, filters):
     assert api(monitor).get(f"/api/v1/queries/?{filters}").status_code == 400
 
 
-def bulk_queries(visit: Visit, user: object, count: int) -> None:
+def bulk_queries(visit: Visit, user: object, count: int, record_type: str = "") -> None:
+    """`count` answered queries on the visit's ALT, or with `record_type` on the participant as such a record."""
     now = timezone.now()
     alt = ItemDefinition.objects.get(form__protocol=visit.participant.protocol, form__code="LIVER", code="ALT")
+    target = {"visit": visit, "form": alt.form, "item": alt}
+    if record_type:
+        target = {"record_type": record_type, "record_id": visit.participant_id}
     created = Query.objects.bulk_create(
-        Query(visit=visit, form=alt.form, item=alt, origin=QueryOrigin.MANUAL, message=f"Q{n}", created_at=now)
+        Query(
+            participant_id=visit.participant_id,
+            **target,
+            origin=QueryOrigin.MANUAL,
+            message=f"Q{n}",
+            created_at=now,
+        )
         for n in range(count)
     )
     QueryEvent.objects.bulk_create(
@@ -430,6 +445,25 @@ def test_query_list_uses_constant_queries(django_assert_num_queries, m3, monitor
     assert all(len(query["events"]) == 2 for query in data["results"])
     with django_assert_num_queries(LIST_QUERIES):
         page = client.get("/api/v1/queries/").json()
+    assert (page["count"], len(page["results"])) == (count, min(count, 50))
+
+
+@pytest.mark.parametrize("count", [10, 500])
+def test_query_list_with_record_queries_uses_constant_queries(
+    django_assert_num_queries, participant_note, m3, monitor, count
+):
+    bulk_queries(m3, monitor, count)
+    bulk_queries(m3, monitor, count, record_type=NOTE)
+    client = api(monitor)
+    # One more: the labels of the listed records, in one read whatever their number.
+    with django_assert_num_queries(LIST_QUERIES + 1):
+        data = client.get("/api/v1/queries/?limit=1000").json()
+    assert data["count"] == len(data["results"]) == 2 * count
+    on_records = [query for query in data["results"] if query["record_type"]]
+    assert len(on_records) == count
+    assert {query["record_label"] for query in on_records} == {f"Note on {m3.participant.screening_number}"}
+    with django_assert_num_queries(LIST_QUERIES + 1):
+        page = client.get("/api/v1/queries/?record_type=participant_note").json()
     assert (page["count"], len(page["results"])) == (count, min(count, 50))
 
 
