@@ -1,3 +1,11 @@
+"""The Celery app of web, worker and beat: configured from Django's settings (the CELERY_* names), tasks found in
+each app's tasks.py.
+
+How tasks survive a lost worker or broker is set there: acks late, rejected back to the queue when their process
+dies, a hard time limit below Redis's visibility timeout, one message prefetched per process. Without REDIS_URL
+(and under pytest) tasks run in-process; tests/safety/test_worker.py runs them on a real worker.
+"""
+
 import os
 
 from celery import Celery

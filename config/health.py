@@ -64,8 +64,9 @@ def workers_status(broker: str) -> int | str:
     if broker != "ok":
         return "unknown (broker unreachable)"
     try:
-        with celery_app.connection_for_write(settings.REDIS_URL) as conn:
-            return len(celery_app.control.ping(timeout=WORKER_PING_SECONDS, connection=conn) or [])
+        # On the broker the app sends its tasks to (REDIS_URL): kombu broadcasts the ping through the app's own
+        # producer pool whatever connection is given, so a connection to another URL would only miss the replies.
+        return len(celery_app.control.ping(timeout=WORKER_PING_SECONDS) or [])
     except Exception as exc:
         return _error("workers", exc)
 

@@ -1,6 +1,17 @@
+"""The safety API's URLs, included at /api/v1/ beside the trial's, the capture API's and the review API's."""
+
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-router = SimpleRouter()
+from safety import api
 
-urlpatterns = [path("", include(router.urls))]
+app_name = "safety_api"
+
+router = SimpleRouter()
+router.register("adverse-events", api.AdverseEventViewSet, basename="adverse-event")
+router.register("survival", api.SurvivalViewSet, basename="survival")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("participants/<int:participant_id>/death-report/", api.DeathReportView.as_view(), name="death-report"),
+]

@@ -4,6 +4,7 @@ import datetime
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db import DatabaseError
 
 from safety import lab, notify
@@ -19,8 +20,6 @@ RETRY = {
     "retry_jitter": True,
     "max_retries": 8,
 }
-# The sweep leaves a fresh save to the task enqueued at its commit.
-SWEEP_GRACE = datetime.timedelta(seconds=30)
 
 
 @shared_task(name="safety.tasks.lab_grade_task", **RETRY)
@@ -39,8 +38,9 @@ def sae_notify_task(notification_id: int) -> bool:
 @shared_task(name="safety.tasks.safety_sweep_task", **RETRY)
 def safety_sweep_task() -> dict:
     """On Celery beat: re-send what a lost task or an unreachable broker left undone."""
-    forms = lab.forms_due(older_than=SWEEP_GRACE)
-    notices = notify.notifications_unsent(older_than=SWEEP_GRACE)
+    grace = datetime.timedelta(seconds=settings.SAFETY_SWEEP_GRACE_SECONDS)  # a fresh save is left to its own task
+    forms = lab.forms_due(older_than=grace)
+    notices = notify.notifications_unsent(older_than=grace)
     for form_id in forms:
         lab_grade_task.apply_async(args=[form_id])
     for notification_id in notices:

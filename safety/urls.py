@@ -5,5 +5,27 @@ from safety import views
 app_name = "safety"
 
 urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("listing/", views.listing, name="listing"),
+    path("listing.csv", views.listing_csv, name="listing_csv"),
+    path("notifications/", views.notifications, name="notifications"),
+    path("notifications/badge/", views.notification_badge, name="notification_badge"),
+    path(
+        "participants/<int:participant_id>/adverse-events/",
+        views.participant_adverse_events,
+        name="participant_adverse_events",
+    ),
+    path(
+        "participants/<int:participant_id>/adverse-events/new/",
+        views.adverse_event_report,
+        name="adverse_event_report",
+    ),
+    path("participants/<int:participant_id>/death/", views.death_report, name="death_report"),
+    # Named "adverse_event": the SAE notification emails link to it.
     path("adverse-events/<int:pk>/", views.adverse_event_detail, name="adverse_event"),
+    path("adverse-events/<int:pk>/edit/", views.adverse_event_update, name="adverse_event_update"),
+    path("adverse-events/<int:pk>/confirm/", views.adverse_event_confirm, name="adverse_event_confirm"),
+    path("adverse-events/<int:pk>/dismiss/", views.adverse_event_dismiss, name="adverse_event_dismiss"),
+    path("adverse-events/<int:pk>/verify/", views.adverse_event_verify, name="adverse_event_verify"),
+    path("adverse-events/<int:pk>/sign/", views.adverse_event_sign, name="adverse_event_sign"),
 ]

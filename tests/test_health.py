@@ -8,6 +8,14 @@ from django.db import OperationalError, connection
 from django.test import Client, override_settings
 
 from tests.conftest import missing
+from tests.safety.worker import (
+    broker_empty,
+    claimed_redis_database,
+    publishing_to,
+    redis_url_or_missing,
+    running_worker,
+    wait_for,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -42,6 +50,17 @@ def test_with_real_redis_reports_broker_ok():
     assert body["database"] == "ok"
     assert body["broker"] == "ok"
     assert isinstance(body["workers"], int)
+
+
+def test_counts_a_real_worker_that_answers(tmp_path):
+    with claimed_redis_database(redis_url_or_missing()) as broker, publishing_to(broker):
+        broker_empty(broker)
+        with running_worker(broker, tmp_path) as worker, override_settings(REDIS_URL=broker):
+            status, body = wait_for(
+                lambda: (answer := healthz())[1]["workers"] == 1 and answer, "/healthz to count it", log=worker.log_tail
+            )
+    assert status == 200
+    assert body == {"database": "ok", "broker": "ok", "workers": 1}
 
 
 @override_settings(REDIS_URL=CLOSED_PORT)

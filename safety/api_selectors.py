@@ -1,0 +1,71 @@
+"""Reads of the safety API: adverse events with what their list and detail show, and survival rows, each in a
+fixed number of queries however many rows there are. Every queryset starts from `trial.access`."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+
+from safety.models import AdverseEvent, SaeNotification
+from safety.notify import OVERDUE_AFTER
+from safety.selectors import notice_state
+from safety.services import adverse_events_visible
+from safety.survival import Survival, survival_of
+from trial import access
+
+
+def adverse_events_listed(user: object) -> QuerySet[AdverseEvent]:
+    """The user's adverse events with their participant, site and lab visit, and whether notices are queued and
+    unsent."""
+    notices = SaeNotification.objects.filter(adverse_event=OuterRef("pk"))
+    return (
+        adverse_events_visible(user)
+        .select_related("participant__site", "lab_visit__definition")
+        .annotate(notices_queued=Exists(notices), notices_unsent=Exists(notices.filter(sent_at=None)))
+        .order_by("participant__site__number", "participant__subject_id", "number", "pk")
+    )
+
+
+def adverse_events_detailed(user: object) -> QuerySet[AdverseEvent]:
+    """As listed, with who did what and the expedited notices."""
+    notices = SaeNotification.objects.select_related("user").order_by("id")
+    return (
+        adverse_events_listed(user)
+        .select_related("created_by", "updated_by", "decided_by", "verified_by", "signed_by")
+        .prefetch_related(Prefetch("notifications", queryset=notices))
+    )
+
+
+def overdue_filter(now: datetime.datetime) -> Q:
+    """Expedited more than 24 hours ago with a notice still unsent (needs `adverse_events_listed`)."""
+    return Q(expedited_at__lte=now - OVERDUE_AFTER, notices_unsent=True)
+
+
+def event_notice_state(event: AdverseEvent, now: datetime.datetime) -> str:
+    """As the safety pages show it: "" (not expedited), sent, pending, overdue, or none (no recipient)."""
+    return notice_state(event.expedited_at, int(event.notices_queued), int(event.notices_unsent), now)
+
+
+def notification_overdue(notification: SaeNotification, now: datetime.datetime) -> bool:
+    return notification.sent_at is None and notification.created_at <= now - OVERDUE_AFTER
+
+
+@dataclass(frozen=True)
+class SurvivalRow:
+    """A participant's survival with the site's number, as the API lists it."""
+
+    survival: Survival
+    site_number: int
+
+
+def survival_rows(user: object, *, site_number: int | None = None, arm_code: str | None = None) -> list[SurvivalRow]:
+    """Survival of the enrolled participants at the user's sites, optionally of one site or arm."""
+    participants = access.participants(user)
+    if site_number is not None:
+        participants = participants.filter(site__number=site_number)
+    if arm_code is not None:
+        participants = participants.filter(arm__code=arm_code)
+    numbers = dict(access.sites(user).values_list("pk", "number"))
+    return [SurvivalRow(row, numbers[row.site_id]) for row in survival_of(participants)]
