@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "django_htmx",
     "axes",
+    "django_celery_beat",
     "trial",
     "capture",
     "safety",
@@ -216,12 +217,15 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 # Tasks must finish well inside the visibility timeout, or Redis hands them to a second worker.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# A Redis that vanishes without closing the connection fails a publish after socket_timeout, rather than holding
+# the request (or the worker) forever.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT, "socket_timeout": 10}
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600)
-CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
-if not 60 < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT:
+# The soft limit comes first, so that a task rolls back and logs before the hard limit kills its process.
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - min(60, CELERY_TASK_TIME_LIMIT // 10)
+if not 0 < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT:
     raise ImproperlyConfigured(
-        "CELERY_TASK_TIME_LIMIT must be over 60 s and below CELERY_VISIBILITY_TIMEOUT, "
+        "CELERY_TASK_TIME_LIMIT must be over 0 s and below CELERY_VISIBILITY_TIMEOUT, "
         "or Redis hands a running task to a second worker."
     )
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
@@ -229,9 +233,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Safety's sweeps: lab forms saved but not graded, and SAE notices not sent (a lost task, a broker that was down).
 SAFETY_SWEEP_SECONDS = env_int("SAFETY_SWEEP_SECONDS", 60)
+# How old a save or a notice must be before the sweep re-sends it: younger ones are left to their own task.
+SAFETY_SWEEP_GRACE_SECONDS = env_int("SAFETY_SWEEP_GRACE_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
     "safety-sweep": {"task": "safety.tasks.safety_sweep_task", "schedule": float(SAFETY_SWEEP_SECONDS)},
 }
+# Beat reads its schedule from the database (django-celery-beat), so a data manager can change the report schedules
+# (`manage.py install_report_schedules` installs them); the sweep above is copied there when beat starts.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # Expedited SAE notices go to the site's investigators and monitors and to the sponsor's safety contact.
 SAFETY_CONTACT_EMAIL = os.environ.get("SAFETY_CONTACT_EMAIL", "drug-safety@alliancells.example")
@@ -240,6 +249,18 @@ SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "edc@localhost")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("Set EMAIL_USE_TLS (STARTTLS, port 587) or EMAIL_USE_SSL (port 465), not both.")
+# A mail server that does not answer fails the send (the task retries) instead of holding a worker forever.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+# For django.core.mail.backends.filebased.EmailBackend (a file per message): the folder, given with the backend.
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH") or None
 
 # Sessions live in the database (so logging out ends them everywhere) and are read through the cache, so a
 # request spends no query on its session. Redis is the cache when configured, else this process's memory.

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from capture import demo as capture_demo
+from reports import demo as reports_demo
 from safety import demo as safety_demo
 from trial import demo as trial_demo
 
@@ -30,6 +31,10 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write("Demo participants already present; left as they are.")
+        reports = reports_demo.seed(users=users)
+        self.stdout.write(
+            f"Report schedules: {reports['schedules']} installed; report runs: {reports['runs']} generated to download."
+        )
         roles = {demo.username: demo.role for demo in trial_demo.DEMO_USERS}
         for username in users:
             self.stdout.write(f"  {username:<15} {roles[username]:<13} password: {settings.DEMO_PASSWORD}")

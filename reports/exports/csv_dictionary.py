@@ -1,0 +1,88 @@
+"""The data dictionary of the CSV export: a row for every column of every dataset.
+
+Items say what the protocol says of them (labels in English and Chinese, type, unit, decimals, hard and
+reference ranges, whether required, the formula of a derived item, the code list and its choices, the visits
+and arms it is collected at); the columns the export adds (subject, site, ...) say what they hold.
+"""
+
+from collections.abc import Iterator
+
+from reports.exports.metadata import ItemMeta, StudyMeta, plain
+
+COLUMNS = (
+    "protocol_version",
+    "dataset",
+    "column",
+    "label",
+    "label_zh",
+    "group",
+    "type",
+    "unit",
+    "decimals",
+    "hard_min",
+    "hard_max",
+    "reference_low",
+    "reference_high",
+    "required",
+    "derived_from",
+    "codelist",
+    "choices",
+    "visits",
+    "arms",
+)
+ALL_DATASETS = "*"
+LAB_DATASET = "LAB_LONG"
+# (dataset, column, label, label_zh, type) of the columns that are not items.
+ADDED_COLUMNS = (
+    (ALL_DATASETS, "subject", "Subject number", "受试者编号", "text"),
+    (ALL_DATASETS, "site", "Site number", "中心编号", "text"),
+    (ALL_DATASETS, "arm", "Arm code (as ENROL.ARM)", "治疗组代码", "text"),
+    (ALL_DATASETS, "visit", "Visit code; SCREENING before day 0", "访视代码", "text"),
+    (ALL_DATASETS, "visit_date", "Date of the visit (SCREEN: of screening; ENROL: of enrolment)", "访视日期", "date"),
+    (ALL_DATASETS, "missing", "Wide datasets: items without a value and why, as ITEM=reason", "缺失项目及原因", "text"),
+    (LAB_DATASET, "sample_date", "Date of sample (the panel's LBDAT)", "采样日期", "date"),
+    (LAB_DATASET, "form", "Form (laboratory panel) code", "表单代码", "text"),
+    (LAB_DATASET, "item", "Item (test) code", "项目代码", "text"),
+    (LAB_DATASET, "unit", "Unit of the value", "单位", "text"),
+    (LAB_DATASET, "reference_low", "Lower limit of the reference range", "参考范围下限", "decimal"),
+    (LAB_DATASET, "reference_high", "Upper limit of the reference range", "参考范围上限", "decimal"),
+    (LAB_DATASET, "value", "Value as entered (numbers without trailing zeros)", "结果", "text"),
+    (LAB_DATASET, "flag", "Flags of the value: high, low, rule, window; ';'-separated", "标记", "text"),
+    (LAB_DATASET, "missing_reason", "Why the value is missing", "缺失原因", "choice"),
+)
+
+
+def dictionary(versions: list[StudyMeta]) -> Iterator[list[str]]:
+    yield list(COLUMNS)
+    for dataset, column, label, label_zh, data_type in ADDED_COLUMNS:
+        yield ["", dataset, column, label, label_zh, "", data_type, *[""] * (len(COLUMNS) - 7)]
+    for meta in versions:
+        for form in meta.forms:
+            for item in form.items:
+                yield _item_row(meta, form.code, form.event_codes, form.arm_codes, item)
+
+
+def _item_row(meta: StudyMeta, dataset: str, events: tuple, arms: tuple, item: ItemMeta) -> list[str]:
+    codelist = item.codelist
+    choices = "; ".join(f"{c.code}={c.label}/{c.label_zh}" for c in codelist.choices) if codelist else ""
+    return [
+        str(meta.protocol.version),
+        dataset,
+        item.code,
+        item.label,
+        item.label_zh,
+        item.group,
+        item.data_type,
+        item.unit,
+        "" if item.decimals is None else str(item.decimals),
+        plain(item.hard_min),
+        plain(item.hard_max),
+        plain(item.reference_low),
+        plain(item.reference_high),
+        "yes" if item.required else "no",
+        item.formula,
+        codelist.name if codelist else "",
+        choices,
+        " ".join(events),
+        " ".join(arms),
+    ]

@@ -1,0 +1,265 @@
+"""The CSV export: a zip of datasets for statistical software and spreadsheets, streamed.
+
+- `data_dictionary.csv`: every column of every dataset (reports/exports/csv_dictionary.py);
+- `SCREEN.csv` and `ENROL.csv`: the screening CRF and the enrolment, a row per participant;
+- `LAB_LONG.csv`: every value of the laboratory panels (the forms with a sample date), a row each, with its
+  unit, reference range and flags;
+- a wide dataset per form collected at visits (`CLIN.csv`, `LIVER.csv`, ...): a row per participant and visit
+  with data on the form; columns subject, site, arm, visit, visit_date, the form's item codes, then `missing`,
+  which lists the items without a value and why ("PREALB=not_done"), so that item columns hold values only.
+
+Every item value is read once, in the order the ODM export reads them (participant, visit, item), and written as
+it comes. A zip holds one member after another, so while LAB_LONG streams, the wide datasets are written to
+temporary files (on disk: about a fifth of the CSV text) and follow it. Memory holds one chunk of rows and one
+participant's, whatever the size of the trial.
+"""
+
+import csv
+import functools
+import io
+import json
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+from django.db.models import QuerySet
+
+from reports import selectors
+from reports.exports import zipstream
+from reports.exports.csv_dictionary import LAB_DATASET, dictionary
+from reports.exports.metadata import (
+    ENROL_FORM,
+    LAB_DATE_ITEM,
+    SCREEN_FORM,
+    SCREENING_EVENT,
+    StudyMeta,
+    plain,
+    study_meta,
+    subject_values,
+)
+from reports.selectors import ExportScope, SubjectRow, ValueRow
+
+# Excel, which the sites' data managers open CSV files with, reads a file without a byte order mark in the
+# Windows code page (GBK on Chinese systems) and garbles every Chinese character; with the mark it reads UTF-8.
+# Python (encoding="utf-8-sig"), R and SAS read the mark as what it is.
+BOM = "\ufeff"
+FLUSH_CHARACTERS = 64 * 1024
+# Ten datasets are spooled at once, so each keeps less in memory than the one that streams.
+SPOOL_CHARACTERS = 16 * 1024
+KEY_COLUMNS = ("subject", "site", "arm", "visit", "visit_date")
+LAB_COLUMNS = (
+    *KEY_COLUMNS,
+    "sample_date",
+    "form",
+    "item",
+    "unit",
+    "reference_low",
+    "reference_high",
+    "value",
+    "flag",
+    "missing_reason",
+)
+
+
+def csv_export(*, scope: ExportScope) -> Iterator[bytes]:
+    """The zip of the datasets of the participants of `scope`, as chunks of bytes."""
+    return zipstream.zip_stream(_members(scope))
+
+
+def csv_value_query(scope: ExportScope) -> QuerySet:
+    """The query of item values the CSV export reads (bench/reports.py compares it with PostgreSQL's COPY)."""
+    return _Datasets(scope, [study_meta(protocol) for protocol in selectors.protocols()]).value_query()
+
+
+def _members(scope: ExportScope) -> Iterator[tuple[str, Iterable[bytes]]]:
+    with selectors.consistent_reads():
+        versions = [study_meta(protocol) for protocol in selectors.protocols()]
+        datasets = _Datasets(scope, versions)
+        yield "data_dictionary.csv", _encoded([list(dictionary(versions))])
+        yield f"{SCREEN_FORM}.csv", _encoded(datasets.participant_form(SCREEN_FORM))
+        yield f"{ENROL_FORM}.csv", _encoded(datasets.participant_form(ENROL_FORM))
+        yield from datasets.visit_forms()
+
+
+def _encoded(batches: Iterable[list[list[str]] | str]) -> Iterator[bytes]:
+    """UTF-8 CSV with the byte order mark, in chunks. Rows come in batches (a participant's, a visit's), so the C
+    writer is called once per batch rather than per row; a batch already written as CSV lines goes as it is."""
+    lines = io.StringIO()
+    lines.write(BOM)
+    writer = csv.writer(lines)
+    for batch in batches:
+        if isinstance(batch, str):
+            lines.write(batch)
+        else:
+            writer.writerows(batch)
+        if lines.tell() >= FLUSH_CHARACTERS:
+            yield _take(lines)
+    yield _take(lines)
+
+
+def _take(lines: io.StringIO) -> bytes:
+    data = lines.getvalue().encode()
+    lines.seek(0)
+    lines.truncate()
+    return data
+
+
+def _spooled(spool: IO[bytes]) -> Iterator[bytes]:
+    with spool:
+        spool.seek(0)
+        yield from iter(lambda: spool.read(FLUSH_CHARACTERS), b"")
+
+
+class _Datasets:
+    """The datasets of every protocol version at once: a dataset's columns are item codes, the same in every
+    version that has them, so a protocol amendment adds columns rather than a second dataset."""
+
+    def __init__(self, scope: ExportScope, versions: list[StudyMeta]) -> None:
+        self.scope = scope
+        self.metas = {meta.protocol.pk: meta for meta in versions}
+        self.arms = {arm_id: code for meta in versions for arm_id, code in meta.arm_by_id.items()}
+        self.events = {pk: event.code for meta in versions for pk, event in meta.event_by_visit_definition.items()}
+        self.event_fields = {pk: _field(code) for pk, code in self.events.items()}
+        self.items = {pk: item for meta in versions for pk, (_form, _order, item) in meta.items_by_id.items()}
+        latest_first = versions[::-1]
+        self.codes: dict[str, list[str]] = {}  # form code: item codes, the latest version's order first
+        for meta in latest_first:
+            for form in meta.forms:
+                codes = self.codes.setdefault(form.code, [])
+                codes += [item.code for item in form.items if item.code not in codes]
+        visit_forms = [
+            form.code for meta in latest_first for form in meta.forms if SCREENING_EVENT not in form.event_codes
+        ]
+        visit_forms = list(dict.fromkeys(visit_forms))
+        self.lab_forms = [code for code in visit_forms if LAB_DATE_ITEM in self.codes[code]]
+        self.other_forms = [code for code in visit_forms if code not in self.lab_forms]
+
+    def _key(self, subject: SubjectRow) -> list[str]:
+        return [subject.subject_id, f"{self.scope.site_number(subject.site_id):02d}", self.arms.get(subject.arm_id, "")]
+
+    def participant_form(self, form_code: str) -> Iterator[list[list[str]]]:
+        """SCREEN or ENROL: a row per participant, dated by the screening or the enrolment."""
+        codes = self.codes[form_code]
+        yield [[*KEY_COLUMNS, *codes]]
+        date_item = "SCRDAT" if form_code == SCREEN_FORM else "ENRLDAT"
+        for subject in selectors.subjects(self.scope):
+            values = subject_values(self.metas[subject.protocol_id], subject)[form_code]
+            yield [
+                [*self._key(subject), SCREENING_EVENT, values.get(date_item, ""), *(values.get(c, "") for c in codes)]
+            ]
+
+    def visit_forms(self) -> Iterator[tuple[str, Iterable[bytes]]]:
+        """LAB_LONG, then the wide dataset of each form collected at visits, all from one read of the values."""
+        wide = {code: _SpoolWriter([*KEY_COLUMNS, *self.codes[code], "missing"]) for code in self.visit_forms_order}
+        yield f"{LAB_DATASET}.csv", _encoded(self._one_read(wide))
+        for form_code, writer in wide.items():
+            yield f"{form_code}.csv", _spooled(writer.finish())
+
+    def value_query(self) -> QuerySet:
+        """The one read of item values: by participant, visit and item, as the ODM export reads them."""
+        return selectors.value_queryset(self.scope, flags=True)
+
+    def _one_read(self, wide: dict[str, "_SpoolWriter"]) -> Iterator[list[list[str]] | str]:
+        """LAB_LONG's rows, a batch per visit; meanwhile every visit's wide rows go to their datasets' files."""
+        yield [list(LAB_COLUMNS)]
+        form_of = {pk: item.form for pk, item in self.items.items()}
+        columns = {code: self._columns(code) for code in wide}
+        # What a lab row says of its item, worked out (and written as CSV) once per item rather than per value; and
+        # whether its values may need quoting (free text and codes) or never do (numbers, dates).
+        described = {
+            pk: (item.code, _line([item.form, item.code, item.unit, *map(plain, item.ref_range)]), item.escaped)
+            for pk, item in self.items.items()
+            if item.form in self.lab_forms
+        }
+        value_rows = self.value_query().iterator(chunk_size=selectors.CHUNK)
+        for subject, visits in selectors.casebooks(selectors.subjects_with_visit_dates(self.scope), value_rows):
+            key = self._key(subject.subject)
+            key_text = _line(key)
+            for rows in visits:
+                visit = rows[0][1]
+                visit_text = f"{key_text},{self.event_fields[visit]},{subject.visit_dates.get(visit, '')}"
+                by_form: dict[str, list[ValueRow]] = {}
+                for row in rows:
+                    by_form.setdefault(form_of[row[2]], []).append(row)
+                for form_code, form_rows in by_form.items():
+                    codes = self.codes[form_code]
+                    wide[form_code].write(
+                        self._wide_row(key, subject.visit_dates, form_rows, codes, columns[form_code])
+                    )
+                    if form_code in self.lab_forms:
+                        yield _lab_lines(visit_text, form_rows, described)
+
+    @property
+    def visit_forms_order(self) -> list[str]:
+        return [*self.other_forms, *self.lab_forms]
+
+    def _columns(self, form_code: str) -> dict[int, int]:
+        """{item id: column} of a form's items in every version."""
+        column = {code: index for index, code in enumerate(self.codes[form_code])}
+        return {pk: column[item.code] for pk, item in self.items.items() if item.form == form_code}
+
+    def _wide_row(
+        self, key: list[str], visit_dates: dict[int, str], rows: list[ValueRow], codes: list[str], columns: dict
+    ) -> list[str]:
+        cells, missing = [""] * len(codes), []
+        for _participant, _visit, item_id, value, missing_reason, _flags in rows:
+            if missing_reason:
+                missing.append(f"{codes[columns[item_id]]}={missing_reason}")
+            else:
+                cells[columns[item_id]] = value
+        visit = rows[0][1]
+        return [*key, self.events[visit], visit_dates.get(visit, ""), *cells, " ".join(missing)]
+
+
+def _lab_lines(key: str, rows: list[ValueRow], described: dict) -> str:
+    """A visit's LAB_LONG rows of one panel as CSV text. Built by hand, as csv.writer would write them, because
+    there is one per laboratory value: the key, visit and item parts are written once per participant, event or
+    item, dates never need quoting, and a value is checked only if it may."""
+    sample_date = next((row[3] for row in rows if described[row[2]][0] == LAB_DATE_ITEM), "")
+    head = f"{key},{sample_date}"
+    lines = []
+    for _participant, _visit, item_id, value, missing_reason, flags in rows:
+        code, item, quoted = described[item_id]
+        if code != LAB_DATE_ITEM:
+            flag = _flag_text(flags)
+            lines.append(f"{head},{item},{_field(value) if quoted else value},{flag},{missing_reason}\r\n")
+    return "".join(lines)
+
+
+@functools.lru_cache(maxsize=64)
+def _flag_text(flags: str) -> str:
+    """'["high", "rule"]' as "high;rule". Few combinations of flags exist, so each is parsed once."""
+    return ";".join(json.loads(flags))
+
+
+_NEEDS_QUOTES = re.compile(r'[",\r\n]')
+
+
+def _field(text: str) -> str:
+    """A CSV field as csv.writer writes it (QUOTE_MINIMAL): quoted, quotes doubled, only when it must be."""
+    return '"' + text.replace('"', '""') + '"' if _NEEDS_QUOTES.search(text) else text
+
+
+def _line(fields: Iterable[str]) -> str:
+    return ",".join(map(_field, fields))
+
+
+class _SpoolWriter:
+    """A dataset written to a temporary file while another one streams; a few KiB of it in memory at a time."""
+
+    def __init__(self, header: list[str]) -> None:
+        self.spool = tempfile.TemporaryFile()
+        self.lines = io.StringIO()
+        self.lines.write(BOM)
+        self.writer = csv.writer(self.lines)
+        self.write(header)
+
+    def write(self, row: list[str]) -> None:
+        self.writer.writerow(row)
+        if self.lines.tell() >= SPOOL_CHARACTERS:
+            self.spool.write(_take(self.lines))
+
+    def finish(self) -> IO[bytes]:
+        self.spool.write(_take(self.lines))
+        return self.spool

@@ -1,0 +1,328 @@
+"""The reads of the exports: who may export which sites, and the trial's data as ordered streams of rows.
+
+Each stream is one query read through a server-side cursor in chunks (`.iterator`), so an export holds one chunk
+and one participant's rows at a time, whatever the size of the trial; the number of queries depends on the
+protocol (its versions and forms), never on the number of participants.
+"""
+
+import datetime
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
+from itertools import groupby
+from operator import itemgetter
+from typing import NamedTuple
+
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.db.models import BigIntegerField, F, Func, OuterRef, QuerySet, Subquery, TextField
+from django.db.models.functions import Cast
+from django.utils.translation import gettext as _
+
+from capture.models import FormInstance, ItemValue
+from trial import access
+from trial.access import Action
+from trial.errors import AccessDenied, InvalidInput
+from trial.models import AuditRecord, Participant, Protocol, Site, Visit
+
+CHUNK = 4000
+SUBJECT_CHUNK = 200
+
+
+@dataclass(frozen=True)
+class ExportScope:
+    """The sites an export covers: those where the user holds EXPORT, or the one of them asked for."""
+
+    sites: tuple[Site, ...]
+    single_site: bool
+
+    @property
+    def site_ids(self) -> list[int]:
+        return [site.pk for site in self.sites]
+
+    @cached_property
+    def _numbers(self) -> dict[int, int]:
+        return {site.pk: site.number for site in self.sites}
+
+    def site_number(self, site_id: int) -> int:
+        return self._numbers[site_id]
+
+
+def export_scope(user: object, site_number: int | None = None) -> ExportScope:
+    """Raises AccessDenied if the user may export nowhere, InvalidInput (on `site`) for a site not among theirs.
+
+    A site the user cannot export answers like one that does not exist, so the refusal tells nothing about it.
+    """
+    sites = tuple(access.sites(user, Action.EXPORT).order_by("number"))
+    if not sites:
+        raise AccessDenied(_("Your role does not allow exporting trial data."))
+    if site_number is None:
+        return ExportScope(sites=sites, single_site=False)
+    chosen = tuple(site for site in sites if site.number == site_number)
+    if not chosen:
+        raise InvalidInput(errors={"site": [_("You may export no site with number %(n)s.") % {"n": site_number}]})
+    return ExportScope(sites=chosen, single_site=True)
+
+
+@contextmanager
+def consistent_reads() -> Iterator[None]:
+    """Every query of an export sees the same moment of the database, so its metadata, subjects and values agree.
+
+    PostgreSQL: one REPEATABLE READ, READ ONLY transaction. Inside a transaction the server-side cursors also
+    stream for real; outside one, Django declares them WITH HOLD, and PostgreSQL then computes the whole result
+    before the first row. SQLite: nothing, because a transaction there begins IMMEDIATE (settings) and would hold
+    the write lock for the whole download.
+    """
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
+def protocols() -> list[Protocol]:
+    """Every protocol version, oldest first: data stay tied to the version they were captured under."""
+    return list(Protocol.objects.defer("definition").order_by("code", "version"))
+
+
+class ValueText(Func):
+    """An item value as one text column, formatted by the database the way the exports write it: numbers
+    without the column's trailing zeros, dates ISO, text as stored; '' when missing or empty.
+
+    Formatting in SQL spares the export a Decimal and a date object per value, which cost more than the
+    writing itself.
+    """
+
+    output_field = TextField()
+
+    def __init__(self) -> None:
+        super().__init__(F("number"), F("date"), F("text"))
+
+    def as_sql(self, compiler: object, connection: object, **extra: object) -> tuple[str, list]:
+        (number, number_params), (date, date_params), (text, text_params) = (
+            compiler.compile(expression) for expression in self.get_source_expressions()
+        )
+        params = [*number_params, *date_params, *text_params]
+        if connection.vendor == "postgresql":
+            return f"COALESCE(trim_scale({number})::text, to_char({date}, 'YYYY-MM-DD'), {text})", params
+        # SQLite keeps decimals as REAL: six places as the column has, then the trailing zeros and point dropped.
+        as_text = f"rtrim(rtrim(printf('%%.6f', {number}), '0'), '.')"
+        return f"COALESCE(CASE WHEN {number} IS NULL THEN NULL ELSE {as_text} END, {date}, {text})", params
+
+
+class SubjectRow(NamedTuple):
+    """An enrolled participant, with the screening values the SCREEN form exports."""
+
+    participant_id: int
+    protocol_id: int
+    subject_id: str
+    site_id: int
+    arm_id: int | None
+    enrolment_date: datetime.date | None
+    sex: str
+    date_of_birth: datetime.date
+    screening_date: datetime.date | None
+    consent_date: datetime.date | None
+    diagnosis: str | None
+    total_bilirubin: Decimal | None
+    albumin: Decimal | None
+    inr: Decimal | None
+    ascites: str | None
+    encephalopathy: str | None
+
+
+_SUBJECT_FIELDS = (
+    "pk",
+    "protocol_id",
+    "subject_id",
+    "site_id",
+    "arm_id",
+    "enrolment_date",
+    "sex",
+    "date_of_birth",
+    *(f"screening__{name}" for name in SubjectRow._fields[8:]),
+)
+
+
+def subjects(scope: ExportScope, protocol_id: int | None = None) -> Iterator[SubjectRow]:
+    """Participants who received a subject number (enrolled, whatever happened since), by participant id."""
+    queryset = Participant.objects.filter(site_id__in=scope.site_ids, subject_id__isnull=False)
+    if protocol_id is not None:
+        queryset = queryset.filter(protocol_id=protocol_id)
+    # Small chunks: a subject row is wide, and one covers some 350 values.
+    rows = queryset.order_by("pk").values_list(*_SUBJECT_FIELDS).iterator(chunk_size=SUBJECT_CHUNK)
+    return (SubjectRow._make(row) for row in rows)
+
+
+class SubjectVisits(NamedTuple):
+    """A subject and the dates their visits took place: {visit definition id: ISO date}."""
+
+    subject: SubjectRow
+    visit_dates: dict[int, str]
+
+    @property
+    def participant_id(self) -> int:
+        return self.subject.participant_id
+
+
+def subjects_with_visit_dates(scope: ExportScope) -> Iterator[SubjectVisits]:
+    """The subjects, each with their visit dates: a second stream merged in, so that the values need not carry
+    their visit's date (one date per visit rather than per value)."""
+    dates = (
+        Visit.objects.filter(participant__site_id__in=scope.site_ids, visit_date__isnull=False)
+        .annotate(date_text=DateText(F("visit_date")))
+        .order_by("participant_id")
+        .values_list("participant_id", "definition_id", "date_text")
+        .iterator(chunk_size=CHUNK)
+    )
+    by_participant = groupby(dates, key=itemgetter(0))
+    current = next(by_participant, None)
+    for subject in subjects(scope):
+        while current is not None and current[0] < subject.participant_id:
+            current = next(by_participant, None)
+        visit_dates = {}
+        if current is not None and current[0] == subject.participant_id:
+            visit_dates = {definition: date for _participant, definition, date in current[1]}
+            current = next(by_participant, None)
+        yield SubjectVisits(subject, visit_dates)
+
+
+# (participant id, visit definition id, item definition id, value text, missing reason[, flags]):
+# plain tuples, read by position, because there is one per value of the trial.
+ValueRow = tuple
+
+
+class DateText(Func):
+    """A date as ISO text, whatever the server's DateStyle."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: object, connection: object, **extra: object) -> tuple[str, list]:
+        return self.as_sql(compiler, connection, template="to_char(%(expressions)s, 'YYYY-MM-DD')", **extra)
+
+    def as_sqlite(self, compiler: object, connection: object, **extra: object) -> tuple[str, list]:
+        # Stored as ISO text; the cast keeps sqlite3 from making a date of a column it sees declared "date".
+        return self.as_sql(compiler, connection, template="CAST(%(expressions)s AS TEXT)", **extra)
+
+
+def values(scope: ExportScope, *, protocol_id: int | None = None, flags: bool = False) -> Iterator[ValueRow]:
+    """Item values by participant id, then visit in schedule order, then item id (protocol order within a version).
+
+    `flags` adds the value's flags (JSON text), which the CSV datasets show and ODM does not.
+    """
+    return value_queryset(scope, protocol_id=protocol_id, flags=flags).iterator(chunk_size=CHUNK)
+
+
+def value_queryset(scope: ExportScope, *, protocol_id: int | None = None, flags: bool = False) -> QuerySet:
+    """The query `values` reads (bench/reports.py compares it with PostgreSQL's COPY of the same query)."""
+    queryset = ItemValue.objects.filter(visit__participant__site_id__in=scope.site_ids)
+    if protocol_id is not None:
+        queryset = queryset.filter(visit__participant__protocol_id=protocol_id)
+    extra = {"flags_text": Cast(F("flags"), TextField())} if flags else {}
+    fields = ["visit__participant_id", "visit__definition_id", "item_id", "value_text", "missing_reason", *extra]
+    return (
+        queryset.annotate(value_text=ValueText(), **extra)
+        .order_by("visit__participant_id", "visit__definition__order", "visit_id", "item_id")
+        .values_list(*fields)
+    )
+
+
+def casebooks(
+    subject_rows: Iterable[SubjectRow], value_rows: Iterable[ValueRow]
+) -> Iterator[tuple[SubjectRow, list[list[ValueRow]]]]:
+    """Each subject with the value rows of each of their visits: a merge of two streams in participant order.
+
+    Value rows of a participant missing from the subjects (enrolled after that stream was read, where the reads
+    share no snapshot) are passed over.
+    """
+    participants = groupby(value_rows, key=itemgetter(0))  # grouping in C: it runs once per value
+    current = next(participants, None)
+    for subject in subject_rows:
+        participant_id = subject.participant_id
+        while current is not None and current[0] < participant_id:
+            current = next(participants, None)
+        if current is not None and current[0] == participant_id:
+            visits = [list(rows) for _visit, rows in groupby(current[1], key=itemgetter(1))]
+            current = next(participants, None)
+        else:
+            visits = []
+        yield subject, visits
+
+
+class AuditRow(NamedTuple):
+    """One change of an item value, from the audit trail."""
+
+    participant_id: int
+    subject_id: str
+    site_id: int | None
+    user_id: int | None
+    at: datetime.datetime
+    visit_code: str | None
+    form_code: str
+    item_code: str
+    action: str
+    new_value: str
+    reason: str
+
+
+def _value_changes(scope: ExportScope) -> QuerySet[AuditRecord]:
+    # Item values are created and updated by form saves; "verify" records of the same forms change no value.
+    return AuditRecord.objects.filter(
+        object_type="form",
+        action__in=("create", "update"),
+        participant__site_id__in=scope.site_ids,
+        participant__subject_id__isnull=False,
+    ).exclude(item_code="")
+
+
+def value_history(scope: ExportScope, protocol_id: int) -> Iterator[AuditRow]:
+    """Every recorded change of an item value of the protocol version's subjects, by participant, then in the
+    order it was made."""
+    # The record names the form instance that was saved; the visit (and so the event) is that instance's.
+    visit_code = FormInstance.objects.filter(pk=Cast(OuterRef("object_id"), BigIntegerField())).values(
+        "visit__definition__code"
+    )[:1]
+    rows = (
+        _value_changes(scope)
+        .filter(participant__protocol_id=protocol_id)
+        .annotate(visit_code=Subquery(visit_code))
+        .order_by("participant_id", "pk")
+        .values_list(
+            "participant_id",
+            "participant__subject_id",
+            "participant__site_id",
+            "user_id",
+            "at",
+            "visit_code",
+            "form_code",
+            "item_code",
+            "action",
+            "new_value",
+            "reason",
+        )
+        .iterator(chunk_size=CHUNK)
+    )
+    return (AuditRow._make(row) for row in rows)
+
+
+class AuditUser(NamedTuple):
+    user_id: int | None
+    username: str
+    full_name: str
+
+
+def audit_users(scope: ExportScope) -> list[AuditUser]:
+    """The people whose changes the exported audit trail holds (a few dozen, not one per value), and the system,
+    which writes the changes nobody made by hand."""
+    people = (
+        get_user_model()
+        .objects.filter(pk__in=_value_changes(scope).values("user_id"))
+        .order_by("pk")
+        .values_list("pk", "username", "first_name", "last_name")
+    )
+    users = [AuditUser(pk, username, f"{first} {last}".strip()) for pk, username, first, last in people]
+    return [*users, AuditUser(None, "system", "EDC system")]
