@@ -15,9 +15,9 @@ from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
-from safety.models import AdverseEvent, Notification, SaeNotification
+from safety.models import AdverseEvent, Notification, SaeNotification, SeriousCriterion
 from trial.audit import AuditEntry, audit_write
 from trial.models import Role, SiteMembership
 
@@ -126,8 +126,14 @@ def _summary(event: AdverseEvent) -> str:
 
 
 def _email(notification: SaeNotification, event: AdverseEvent) -> None:
+    # In English whatever the worker's language: a regulatory notice, read by the sponsor's safety desk too.
+    with translation.override("en"):
+        _send_email(notification, event)
+
+
+def _send_email(notification: SaeNotification, event: AdverseEvent) -> None:
     url = settings.SITE_URL.rstrip("/") + reverse("safety:adverse_event", args=[event.pk])
-    criteria = ", ".join(event.serious_criteria) or "-"
+    criteria = ", ".join(str(SeriousCriterion(code).label) for code in event.serious_criteria) or "-"
     body = "\n".join(
         [
             "A serious adverse event was reported in NCT01573923 (UC-MSC for liver cirrhosis).",
@@ -135,8 +141,9 @@ def _email(notification: SaeNotification, event: AdverseEvent) -> None:
             f"Participant: {event.participant.subject_id} at site {event.participant.site.number}",
             f"Event: {event.label} {event.term}",
             f"Onset: {event.onset_date.isoformat()}; grade {event.grade} (protocol scale 0-4)",
-            f"Serious: {'yes' if event.serious else 'no'}; criteria: {criteria}; outcome: {event.outcome}",
-            f"Relationship to study treatment: {event.relationship}",
+            f"Serious: {'yes' if event.serious else 'no'}; criteria: {criteria}",
+            f"Outcome: {event.get_outcome_display()}",
+            f"Relationship to study treatment: {event.get_relationship_display()}",
             f"Reported to the EDC: {event.expedited_at:%Y-%m-%d %H:%M} UTC",
             "",
             f"Review it: {url}",

@@ -512,6 +512,12 @@ def test_compile_translations_writes_the_chinese_catalog():
     assert catalog["Screen failure"]
 
 
+def test_every_string_marked_for_translation_has_its_chinese():
+    catalog = polib.pofile(str(Path(django_settings.BASE_DIR, "locale", "zh_Hans", "LC_MESSAGES", "django.po")))
+    assert [entry.msgid for entry in catalog.untranslated_entries()] == []
+    assert [entry.msgid for entry in catalog.fuzzy_entries()] == []
+
+
 def test_pages_render_in_chinese_after_switching_language(zh_catalog, as_user, coordinator1, two_sites):
     client = as_user(coordinator1)
     response = client.post(reverse("set_language"), {"language": "zh-hans", "next": reverse("trial:dashboard")})

@@ -1,6 +1,7 @@
 """Enrolment: screening and screen failures, the sites with their enrolment by arm, and the CONSORT-style flow."""
 
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from reportlab.graphics.shapes import Drawing, Line, Polygon, Rect, String
 from reportlab.lib import colors
 from reportlab.lib.units import mm
@@ -44,7 +45,7 @@ def _screening(summary: stats.EnrolmentSummary) -> Flowable:
         [_("Eligible, not enrolled"), summary.eligible_not_enrolled],
         [_("Enrolled"), summary.enrolled],
     ]
-    return table([_("Participants"), _("Number")], rows, widths=[70 * mm, 25 * mm])
+    return table([_("Participants"), pgettext("count of participants", "Number")], rows, widths=[70 * mm, 25 * mm])
 
 
 def _failures(context: ReportContext, summary: stats.EnrolmentSummary) -> Flowable:
