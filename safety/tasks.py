@@ -41,10 +41,13 @@ def safety_sweep_task() -> dict:
     grace = datetime.timedelta(seconds=settings.SAFETY_SWEEP_GRACE_SECONDS)  # a fresh save is left to its own task
     forms = lab.forms_due(older_than=grace)
     notices = notify.notifications_unsent(older_than=grace)
+    # A copy the queue has not reached in ten sweeps expires: work still undone is due again at the next sweep,
+    # so a backlog holds at most ten copies of each task instead of one more per sweep.
+    expires = settings.SAFETY_SWEEP_SECONDS * 10
     for form_id in forms:
-        lab_grade_task.apply_async(args=[form_id])
+        lab_grade_task.apply_async(args=[form_id], expires=expires)
     for notification_id in notices:
-        sae_notify_task.apply_async(args=[notification_id])
+        sae_notify_task.apply_async(args=[notification_id], expires=expires)
     if forms or notices:
         log.info("Safety sweep re-sent %s lab gradings and %s SAE notices", len(forms), len(notices))
     return {"forms": forms, "notifications": notices}
