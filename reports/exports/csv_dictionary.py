@@ -32,14 +32,21 @@ COLUMNS = (
 )
 ALL_DATASETS = "*"
 LAB_DATASET = "LAB_LONG"
+SITES_DATASET = "SITES"
+SITE_COLUMNS = ("site", "name", "name_zh", "city", "province", "principal_investigator")
 # (dataset, column, label, label_zh, type) of the columns that are not items.
 ADDED_COLUMNS = (
     (ALL_DATASETS, "subject", "Subject number", "受试者编号", "text"),
-    (ALL_DATASETS, "site", "Site number", "中心编号", "text"),
+    (ALL_DATASETS, "site", "Site number (see SITES)", "中心编号", "text"),
     (ALL_DATASETS, "arm", "Arm code (as ENROL.ARM)", "治疗组代码", "text"),
     (ALL_DATASETS, "visit", "Visit code; SCREENING before day 0", "访视代码", "text"),
     (ALL_DATASETS, "visit_date", "Date of the visit (SCREEN: of screening; ENROL: of enrolment)", "访视日期", "date"),
     (ALL_DATASETS, "missing", "Wide datasets: items without a value and why, as ITEM=reason", "缺失项目及原因", "text"),
+    (SITES_DATASET, "name", "Site name", "中心名称（英文）", "text"),
+    (SITES_DATASET, "name_zh", "Site name in Chinese", "中心名称", "text"),
+    (SITES_DATASET, "city", "City", "城市", "text"),
+    (SITES_DATASET, "province", "Province", "省份", "text"),
+    (SITES_DATASET, "principal_investigator", "Principal investigator", "主要研究者", "text"),
     (LAB_DATASET, "sample_date", "Date of sample (the panel's LBDAT)", "采样日期", "date"),
     (LAB_DATASET, "form", "Form (laboratory panel) code", "表单代码", "text"),
     (LAB_DATASET, "item", "Item (test) code", "项目代码", "text"),

@@ -1,6 +1,7 @@
 """The CSV export: a zip of datasets for statistical software and spreadsheets, streamed.
 
 - `data_dictionary.csv`: every column of every dataset (reports/exports/csv_dictionary.py);
+- `SITES.csv`: the sites the export covers, with their names in English and Chinese;
 - `SCREEN.csv` and `ENROL.csv`: the screening CRF and the enrolment, a row per participant;
 - `LAB_LONG.csv`: every value of the laboratory panels (the forms with a sample date), a row each, with its
   unit, reference range and flags;
@@ -27,7 +28,7 @@ from django.db.models import QuerySet
 
 from reports import selectors
 from reports.exports import zipstream
-from reports.exports.csv_dictionary import LAB_DATASET, dictionary
+from reports.exports.csv_dictionary import LAB_DATASET, SITE_COLUMNS, SITES_DATASET, dictionary
 from reports.exports.metadata import (
     ENROL_FORM,
     LAB_DATE_ITEM,
@@ -39,6 +40,7 @@ from reports.exports.metadata import (
     subject_values,
 )
 from reports.selectors import ExportScope, SubjectRow, ValueRow
+from trial.models import Site
 
 # Excel, which the sites' data managers open CSV files with, reads a file without a byte order mark in the
 # Windows code page (GBK on Chinese systems) and garbles every Chinese character; with the mark it reads UTF-8.
@@ -46,7 +48,7 @@ from reports.selectors import ExportScope, SubjectRow, ValueRow
 BOM = "\ufeff"
 FLUSH_CHARACTERS = 64 * 1024
 # Ten datasets are spooled at once, so each keeps less in memory than the one that streams.
-SPOOL_CHARACTERS = 16 * 1024
+SPOOL_CHARACTERS = 4 * 1024
 KEY_COLUMNS = ("subject", "site", "arm", "visit", "visit_date")
 LAB_COLUMNS = (
     *KEY_COLUMNS,
@@ -77,9 +79,14 @@ def _members(scope: ExportScope) -> Iterator[tuple[str, Iterable[bytes]]]:
         versions = [study_meta(protocol) for protocol in selectors.protocols()]
         datasets = _Datasets(scope, versions)
         yield "data_dictionary.csv", _encoded([list(dictionary(versions))])
+        yield f"{SITES_DATASET}.csv", _encoded([[list(SITE_COLUMNS)], [_site_row(site) for site in scope.sites]])
         yield f"{SCREEN_FORM}.csv", _encoded(datasets.participant_form(SCREEN_FORM))
         yield f"{ENROL_FORM}.csv", _encoded(datasets.participant_form(ENROL_FORM))
         yield from datasets.visit_forms()
+
+
+def _site_row(site: Site) -> list[str]:
+    return [f"{site.number:02d}", site.name, site.name_zh, site.city, site.province, site.principal_investigator]
 
 
 def _encoded(batches: Iterable[list[list[str]] | str]) -> Iterator[bytes]:

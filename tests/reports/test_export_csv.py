@@ -54,7 +54,7 @@ def wide_values(datasets: dict, subject_id: str) -> dict[tuple[str, str, str], s
 
 def test_the_archive_holds_every_dataset(entered, datamanager):
     datasets = export(datamanager)
-    assert set(datasets) == {"data_dictionary", "SCREEN", "ENROL", "LAB_LONG", *VISIT_FORMS}
+    assert set(datasets) == {"data_dictionary", "SITES", "SCREEN", "ENROL", "LAB_LONG", *VISIT_FORMS}
 
 
 def test_wide_datasets_read_back_equal_to_the_entered_data(entered, datamanager):
@@ -87,6 +87,9 @@ def test_wide_datasets_read_back_equal_to_the_entered_data(entered, datamanager)
 
 def test_chinese_and_awkward_free_text_survive(entered, datamanager):
     datasets = export(datamanager)
+    sites = {row["site"]: row for row in datasets["SITES"]}
+    assert sites["01"]["name_zh"] == "中国人民解放军第三〇二医院"
+    assert sites["02"]["name_zh"] == "兰州大学第一医院"
     (infusion,) = datasets["INFUS"]
     participant = entered[1].participant
     assert infusion["REACTDSC"] == stored(participant)[("M0", "INFUS", "REACTDSC")]
@@ -171,8 +174,9 @@ def test_numbers_are_written_as_entered(coordinator1, site1, datamanager):
 def test_a_site_1_data_manager_sees_site_1_only(entered, site1):
     manager = make_user("manager-site1", {site1: Role.DATA_MANAGER})
     datasets = export(manager)
-    subjects = {row["subject"] for name, rows in datasets.items() if name != "data_dictionary" for row in rows}
+    subjects = {row["subject"] for rows in datasets.values() if rows and "subject" in rows[0] for row in rows}
     assert subjects == {entered[1].participant.subject_id}
+    assert [row["site"] for row in datasets["SITES"]] == ["01"]
     assert {row["site"] for row in datasets["ENROL"]} == {"01"}
 
 
