@@ -30,7 +30,7 @@ from reports import selectors
 from reports.exports.csv_export import csv_export, csv_value_query
 from reports.exports.odm import odm_export
 from trial.models import Role, Site, SiteMembership
-from trial.services import protocol_load
+from trial.services import protocol_current, protocol_load
 
 SIZES = (320, 3_200, 32_000)
 ROUNDS = 3
@@ -38,6 +38,18 @@ ROUNDS = 3
 # The sponsor summary PDF (the other half of reports/) adds its own measurement here: a function of the number of
 # participants that returns {label: seconds}. main() prints whatever each one returns, at every size.
 EXTRA_MEASURES: list[Callable[[int], dict[str, float]]] = []
+
+
+def summary_pdf(size: int) -> dict[str, float]:
+    """The sponsor's trial summary PDF over the same data: build time (median of 3) and peak memory."""
+    from report_pdf import measure as measure_pdf
+
+    user = get_user_model().objects.get(username="bench-datamanager")
+    figures = measure_pdf(user, protocol_current(), repeats=3)
+    return {"summary PDF build": figures["seconds"], "summary PDF peak MiB": figures["peak_mib"]}
+
+
+EXTRA_MEASURES.append(summary_pdf)
 
 
 def copy_seconds(sql: str, params: Iterable[object]) -> float:
@@ -118,8 +130,9 @@ def report(size: int, result: dict) -> None:
             f"{result['statements'][name]} SQL statements",
             flush=True,
         )
-    for label, seconds in result.get("extra", {}).items():
-        print(f"  {label:<28} {seconds:>12.2f} s")
+    for label, value in result.get("extra", {}).items():
+        unit = "" if label.endswith("MiB") else " s"
+        print(f"  {label:<28} {value:>12.2f}{unit}")
 
 
 def main() -> None:

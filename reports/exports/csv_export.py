@@ -5,6 +5,7 @@
 - `SCREEN.csv` and `ENROL.csv`: the screening CRF and the enrolment, a row per participant;
 - `LAB_LONG.csv`: every value of the laboratory panels (the forms with a sample date), a row each, with its
   unit, reference range and flags;
+- `AE.csv` (the adverse event log, a row per event) and `SURVIVAL.csv` (derived survival time and censoring);
 - a wide dataset per form collected at visits (`CLIN.csv`, `LIVER.csv`, ...): a row per participant and visit
   with data on the form; columns subject, site, arm, visit, visit_date, the form's item codes, then `missing`,
   which lists the items without a value and why ("PREALB=not_done"), so that item columns hold values only.
@@ -29,6 +30,7 @@ from django.db.models import QuerySet
 from reports import selectors
 from reports.exports import zipstream
 from reports.exports.csv_dictionary import LAB_DATASET, SITE_COLUMNS, SITES_DATASET, dictionary
+from reports.exports.csv_safety import AE_DATASET, SURVIVAL_DATASET, ae_rows, survival_rows
 from reports.exports.metadata import (
     ENROL_FORM,
     LAB_DATE_ITEM,
@@ -83,6 +85,8 @@ def _members(scope: ExportScope) -> Iterator[tuple[str, Iterable[bytes]]]:
         yield f"{SCREEN_FORM}.csv", _encoded(datasets.participant_form(SCREEN_FORM))
         yield f"{ENROL_FORM}.csv", _encoded(datasets.participant_form(ENROL_FORM))
         yield from datasets.visit_forms()
+        yield f"{AE_DATASET}.csv", _encoded(ae_rows(scope))
+        yield f"{SURVIVAL_DATASET}.csv", _encoded(survival_rows(scope))
 
 
 def _site_row(site: Site) -> list[str]:

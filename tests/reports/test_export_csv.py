@@ -54,7 +54,16 @@ def wide_values(datasets: dict, subject_id: str) -> dict[tuple[str, str, str], s
 
 def test_the_archive_holds_every_dataset(entered, datamanager):
     datasets = export(datamanager)
-    assert set(datasets) == {"data_dictionary", "SITES", "SCREEN", "ENROL", "LAB_LONG", *VISIT_FORMS}
+    assert set(datasets) == {
+        "data_dictionary",
+        "SITES",
+        "SCREEN",
+        "ENROL",
+        "LAB_LONG",
+        "AE",
+        "SURVIVAL",
+        *VISIT_FORMS,
+    }
 
 
 def test_wide_datasets_read_back_equal_to_the_entered_data(entered, datamanager):
@@ -190,3 +199,22 @@ def test_an_empty_trial_gives_every_dataset_with_its_columns(datamanager):
     files = read_zip(b"".join(csv_export(scope=export_scope(datamanager))))
     assert files["LIVER.csv"].splitlines()[0].startswith("subject,site,arm,visit,visit_date,LBDAT,ALT")
     assert len(files["LAB_LONG.csv"].splitlines()) == 1
+
+
+def test_adverse_events_and_survival_are_datasets_of_the_scope(entered, coordinator1, coordinator2, datamanager, site1):
+    from safety import services
+    from tests.safety.conftest import ae_input
+
+    first, second = entered[1].participant, entered[2].participant
+    services.adverse_event_report(user=coordinator1, participant_id=first.pk, data=ae_input(term="发热 fever"))
+    services.adverse_event_report(user=coordinator2, participant_id=second.pk, data=ae_input(grade=2))
+    datasets = export(datamanager)
+    by_subject = {row["subject"]: row for row in datasets["AE"]}
+    assert by_subject[first.subject_id]["term"] == "发热 fever"
+    assert (by_subject[second.subject_id]["grade"], by_subject[second.subject_id]["status"]) == ("2", "reported")
+    assert {row["subject"] for row in datasets["SURVIVAL"]} == {first.subject_id, second.subject_id}
+    assert all(row["died"] == "no" and row["censored"] == "yes" for row in datasets["SURVIVAL"])
+    site1_only = make_user("dm1", {site1: Role.DATA_MANAGER})
+    assert [row["subject"] for row in export(site1_only)["AE"]] == [first.subject_id]
+    dictionary = {(row["dataset"], row["column"]) for row in datasets["data_dictionary"]}
+    assert {("AE", "relationship"), ("SURVIVAL", "censored")} <= dictionary
