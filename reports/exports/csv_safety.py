@@ -119,11 +119,11 @@ def ae_rows(scope: ExportScope) -> Iterator[list[list[str]]]:
     yield batch
 
 
-SURVIVAL_CHUNK = 1000
+SURVIVAL_CHUNK = 500
 
 
 def survival_rows(scope: ExportScope) -> Iterator[list[list[str]]]:
-    """Each participant's derived survival time and censoring, a thousand participants at a time (three queries
+    """Each participant's derived survival time and censoring, five hundred participants at a time (three queries
     each), so memory stays flat whatever the size of the trial."""
     participants = Participant.objects.filter(site_id__in=scope.site_ids, subject_id__isnull=False)
     yield [list(SURVIVAL_COLUMNS)]
