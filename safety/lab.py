@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, Max, OuterRef, Q, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from capture.definitions import FormSpec, protocol_forms
 from capture.models import FormInstance, ItemValue
 from safety import grading
 from safety.models import AdverseEvent, AdverseEventSource, AdverseEventStatus, BodySystem, FormGrading, LabGrading
-from safety.services import OBJECT_TYPE, lock_participant
+from safety.services import OBJECT_TYPE, lock_participant, next_number
 from trial.audit import AuditEntry, audit_write
 from trial.models import Protocol, Visit
 
@@ -131,16 +131,21 @@ def _grade_values(instance: FormInstance, spec: FormSpec, participant_id: int) -
 
 def _results(code: str, value: Decimal, uln: Decimal | None, lln: Decimal | None, baseline: Decimal | None) -> list:
     """The worst grading per CTCAE term of one value (glucose has two terms: hypoglycemia, hyperglycemia)."""
+    gradings = (book.grade(item_code=code, value=value, uln=uln, lln=lln, baseline=baseline) for book in _books(code))
+    return [result for result in gradings if result is not None]
+
+
+@functools.lru_cache(maxsize=64)
+def _books(code: str) -> tuple[grading.RuleBook, ...]:
+    """One rule book per CTCAE term of an item, built once per process rather than per graded value."""
     book = grading.trial_rules()
-    by_term: dict[str, grading.Grading] = {}
-    for term in sorted({rule.term for rule in book.rules if rule.item_code == code} | _flag_terms(book, code)):
-        single = grading.RuleBook(
+    terms = sorted({rule.term for rule in book.rules if rule.item_code == code} | _flag_terms(book, code))
+    return tuple(
+        grading.RuleBook(
             rules=tuple(r for r in book.rules if r.term == term), flags=tuple(f for f in book.flags if f.term == term)
         )
-        result = single.grade(item_code=code, value=value, uln=uln, lln=lln, baseline=baseline)
-        if result is not None:
-            by_term[term] = result
-    return list(by_term.values())
+        for term in terms
+    )
 
 
 def _flag_terms(book: grading.RuleBook, code: str) -> set[str]:
@@ -258,10 +263,9 @@ class _Proposals:
 
     def _propose(self, entry: _Graded) -> None:
         now = timezone.now()
-        highest = AdverseEvent.objects.filter(participant=self.participant).aggregate(n=Max("number"))["n"] or 0
         event = AdverseEvent.objects.create(
             participant=self.participant,
-            number=highest + 1,
+            number=next_number(self.participant),
             status=AdverseEventStatus.PROPOSED,
             source=AdverseEventSource.LAB,
             term=entry.term,

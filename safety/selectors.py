@@ -24,7 +24,8 @@ from safety.models import (
     SaeNotification,
 )
 from safety.notify import OVERDUE_AFTER, SAFETY_CONTACT_ROLE
-from safety.services import OBJECT_TYPE, adverse_events_visible
+from safety.services import OBJECT_TYPE
+from safety.services import adverse_event_or_404 as services_or_404
 from safety.survival import Survival, survival_of
 from trial import access
 from trial.access import Action
@@ -68,22 +69,20 @@ def _with_notice_counts(events: QuerySet[AdverseEvent]) -> QuerySet[AdverseEvent
 # --- One event ----------------------------------------------------------------------------------------------------
 
 
+PAGE_RELATED = (
+    "participant__protocol",
+    "lab_visit__definition",
+    "created_by",
+    "updated_by",
+    "decided_by",
+    "verified_by",
+    "signed_by",
+)
+
+
 def adverse_event_or_404(user: object, pk: int, action: Action = Action.VIEW) -> AdverseEvent:
     """The event with everything its page shows (1 query); 404 out of the user's sites, 403 without `action`."""
-    events = adverse_events_visible(user).select_related(
-        "participant__site",
-        "participant__arm",
-        "participant__protocol",
-        "lab_visit__definition",
-        "created_by",
-        "updated_by",
-        "decided_by",
-        "verified_by",
-        "signed_by",
-    )
-    event = access.get_or_404(events, pk=pk)
-    access.require(user, action, event.participant.site_id)
-    return event
+    return services_or_404(user, pk, action, related=PAGE_RELATED)
 
 
 # Audit actions of an event and its notices, as the history table names them.

@@ -43,9 +43,12 @@ def adverse_events_visible(user: object) -> object:
     return AdverseEvent.objects.filter(participant__in=access.participants(user))
 
 
-def adverse_event_or_404(user: object, pk: int, action: Action = Action.VIEW, *, lock: bool = False) -> AdverseEvent:
-    """The event if the user may see it (else 404) and do `action` at its site (else 403)."""
-    events = adverse_events_visible(user).select_related("participant__site", "participant__arm", "lab_visit")
+def adverse_event_or_404(
+    user: object, pk: int, action: Action = Action.VIEW, *, lock: bool = False, related: tuple[str, ...] = ()
+) -> AdverseEvent:
+    """The event if the user may see it (else 404) and do `action` at its site (else 403), with `related` read in
+    the same query."""
+    events = adverse_events_visible(user).select_related("participant__site", "participant__arm", "lab_visit", *related)
     if lock:
         events = events.select_for_update(of=("self",))
     event = access.get_or_404(events, pk=pk)
@@ -86,7 +89,7 @@ def _require_reason(reason: str, field: str = "reason") -> str:
     return reason.strip()
 
 
-def _next_number(participant: Participant) -> int:
+def next_number(participant: Participant) -> int:
     # The participant row is locked by the caller, so two reports never take the same number.
     highest = AdverseEvent.objects.filter(participant=participant).aggregate(n=Max("number"))["n"]
     return (highest or 0) + 1
@@ -110,7 +113,7 @@ def adverse_event_report(*, user: object, participant_id: int, data: AdverseEven
     now = timezone.now()
     event = AdverseEvent(
         participant=participant,
-        number=_next_number(participant),
+        number=next_number(participant),
         status=AdverseEventStatus.REPORTED,
         source=AdverseEventSource.SITE,
         created_at=now,
