@@ -27,7 +27,8 @@ def test_403_says_what_the_role_may_not_do_in_the_layout(as_user, monitor):
 
 def test_error_pages_are_translated(as_user, coordinator1):
     response = as_user(coordinator1).get("/no-such-page/", HTTP_ACCEPT_LANGUAGE="zh-hans")
-    assert "Page not found" not in response.content.decode()
+    html = response.content.decode()
+    assert "Page not found" not in html and "此处没有内容" in html
 
 
 def test_anonymous_404_offers_the_login(client):
