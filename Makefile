@@ -3,16 +3,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MANAGE := DEBUG=1 $(BIN)/python manage.py
+# `make run` keeps its terminal for the summary: task logs go to var/log, the demo's emails to var/mail.
+RUN_ENV := LOG_FILE=var/log/edc.log EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend EMAIL_FILE_PATH=var/mail
 
 .PHONY: run test install lint format clean
 
 run: install
-	$(MANAGE) compile_translations
-	$(MANAGE) migrate --noinput
-	$(MANAGE) load_protocol
-	$(MANAGE) seed_demo
-	@echo "Serving on http://127.0.0.1:8000 (demo users in README.md)"
-	$(MANAGE) runserver 127.0.0.1:8000
+	@$(RUN_ENV) $(MANAGE) compile_translations
+	@$(RUN_ENV) $(MANAGE) migrate --noinput -v0
+	@$(RUN_ENV) $(MANAGE) load_protocol
+	@$(RUN_ENV) $(MANAGE) seed_demo
+	@echo "Serving on http://127.0.0.1:8000 : log in as coordinator1, monitor, investigator1, datamanager or sponsor,"
+	@echo "password demo-password (every demo user in README.md). Logs: var/log/edc.log; emails: var/mail/."
+	@$(RUN_ENV) $(MANAGE) runserver 127.0.0.1:8000
 
 test: install
 	$(MANAGE) compile_translations

@@ -283,9 +283,23 @@ CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 # Demo accounts share one password; seed_demo refuses to create them outside DEBUG unless forced.
 DEMO_PASSWORD = "demo-password"
 
+# With LOG_FILE set (`make run` sets it), everything goes to that file and the terminal shows only warnings and the
+# development server's request lines, so the set-up's summary is not buried under every demo task's log.
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOG_FILE = os.environ.get("LOG_FILE", "")
+if LOG_FILE:
+    Path(LOG_FILE).parent.mkdir(parents=True, exist_ok=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "level": "WARNING" if LOG_FILE else LOG_LEVEL},
+        **({"file": {"class": "logging.FileHandler", "filename": LOG_FILE}} if LOG_FILE else {}),
+    },
+    "loggers": {
+        # Kombu's in-memory transport has no host; it says so once per connection.
+        "kombu.connection": {"level": "ERROR"},
+        **({"django.server": {"handlers": ["console"], "level": "INFO", "propagate": False}} if LOG_FILE else {}),
+    },
+    "root": {"handlers": ["console", "file"] if LOG_FILE else ["console"], "level": LOG_LEVEL},
 }
