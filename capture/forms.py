@@ -22,6 +22,8 @@ MISSING_PREFIX = "missing_"
 BLANK = ("", "---------")
 # htmx checks a value as it is typed: on change, and after a pause in typing.
 CHECK_TRIGGER = "change, keyup changed delay:400ms"
+# A date input changes its value at every digit of the year (0002, 0020, 0202, 2026): check after a pause only.
+DATE_CHECK_TRIGGER = "change delay:600ms"
 
 
 def in_language(text: str, text_zh: str) -> str:
@@ -36,10 +38,9 @@ class DateInput(forms.TextInput):
 
 
 def missing_field(item: ItemDefinition) -> forms.CharField:
-    # Out of the tab sequence: Tab goes from one value to the next, as the report is read.
+    # In the tab sequence after its value, as the row is read: a missing value is entered without the mouse.
     attrs = {
         "class": "form-select form-select-sm missing-select",
-        "tabindex": "-1",
         "aria-label": _("Reason %(code)s has no value") % {"code": item.code},
     }
     return forms.CharField(
@@ -62,10 +63,13 @@ def _value_widget(item: ItemDefinition, attrs: dict[str, str]) -> forms.Widget:
     return forms.TextInput(attrs={**attrs, "class": "form-control", "autocomplete": "off"})
 
 
-def value_field(item: ItemDefinition, check_url: str) -> forms.CharField:
+def value_field(item: ItemDefinition, check_url: str, *, recheck: bool = False) -> forms.CharField:
+    """The value's field; with `recheck` (a refused save shown again) its flags are checked again on load, so the
+    flags beside it are those of the value on screen, not of the value stored."""
+    trigger = DATE_CHECK_TRIGGER if item.data_type == DataType.DATE else CHECK_TRIGGER
     attrs = {
         "hx-get": check_url,
-        "hx-trigger": CHECK_TRIGGER,
+        "hx-trigger": f"{trigger}, load" if recheck else trigger,
         "hx-target": f"#flags-{item.code}",
         "hx-sync": "this:replace",
         "aria-describedby": f"reference-{item.code} flags-{item.code}",
@@ -92,7 +96,7 @@ class FormEntryForm(DomainErrorsMixin, forms.Form):
         self.spec = spec
         for item in spec.entered:
             url = reverse("capture:check_item", args=[visit_id, spec.code, item.code])
-            self.fields[item.code] = value_field(item, url)
+            self.fields[item.code] = value_field(item, url, recheck=self.is_bound)
             self.fields[MISSING_PREFIX + item.code] = missing_field(item)
 
     def add_domain_errors(self, errors: dict[str, list[str]]) -> None:

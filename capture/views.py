@@ -23,7 +23,7 @@ from capture.forms import FormEntryForm, in_language, initial_entries, item_grou
 from capture.page_selectors import FormReview
 from capture.selectors import visit_form_summaries
 from capture.services import FormSaveResult, form_save, visit_for_entry
-from capture.visits import form_or_404, visit_or_404
+from capture.visits import form_or_404, next_form, visit_or_404
 from trial import access
 from trial.access import Action
 from trial.errors import InvalidInput
@@ -97,6 +97,9 @@ def _save(request: HttpRequest, visit: Visit, spec: FormSpec) -> HttpResponse:
     except LockedError as locked:
         return _form_page(request, visit, spec, None, status=locked.http_status, locked=str(locked))
     _report_save(request, visit, spec, result)
+    following = next_form(visit, spec.code)
+    if following is not None and request.POST.get("next") == following.code:
+        return redirect("capture:form", visit_id=visit.pk, form_code=following.code)
     return redirect("capture:visit", visit_id=visit.pk)
 
 
@@ -151,6 +154,7 @@ def _form_page(
         "review": review,
         "may": page_selectors.review_permissions(request.user, visit.participant.site_id),
         "locked_error": locked,
+        "next_form": next_form(visit, spec.code) if form else None,
     }
     return render(request, "capture/form.html", context, status=status)
 

@@ -33,6 +33,14 @@ def visit_form(visit: Visit, form_code: str) -> FormSpec | None:
     return next((spec for spec in visit_forms(visit) if spec.code == form_code), None)
 
 
+def next_form(visit: Visit, form_code: str) -> FormSpec | None:
+    """The form after `form_code` in the visit's form order, or None after the last."""
+    specs = visit_forms(visit)
+    codes = [spec.code for spec in specs]
+    position = codes.index(form_code) if form_code in codes else len(codes)
+    return specs[position + 1] if position + 1 < len(specs) else None
+
+
 def _not_collected(form_code: str) -> str:
     return _("%(form)s is not collected at this visit.") % {"form": form_code}
 

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from capture.definitions import visit_forms
 from capture.models import FormInstance, FormState, ItemValue, Query
 from capture.services import form_save
 from tests.factories import enrolled
@@ -246,12 +247,14 @@ def test_form_page_lays_out_the_items_in_protocol_order(as_user, coordinator1, m
     assert 'hx-trigger="change, keyup changed delay:400ms"' in alt
     assert 'hx-target="#flags-ALT"' in alt
     assert 'type="date"' in input_tag(content, "LBDAT")
+    # A date's value changes at every digit of its year: it is checked after a pause, not per keystroke.
+    assert 'hx-trigger="change delay:600ms"' in input_tag(content, "LBDAT")
     assert re.search(r'name="ALT"[^>]*>\s*<span class="input-group-text">U/L</span>', content)
     assert "ref 9-50 U/L" in content and "ref 0-21 umol/L" in content
     assert 'id="flags-ALT"' in content
-    # The missing-value selects and history links stay out of the tab sequence.
+    # Each missing-value select follows its value in the tab sequence, so a missing value needs no mouse.
     for select in re.findall(r'<select[^>]*name="missing_\w+"[^>]*>', content):
-        assert 'tabindex="-1"' in select
+        assert "tabindex" not in select
     assert len(re.findall(r'name="missing_\w+"', content)) == 7
     assert "Not done" in content and "Not applicable" in content and "Unknown" in content
     assert reverse("capture:item_audit", args=[m3.pk, "LIVER", "ALT"]) in content
@@ -619,3 +622,40 @@ def test_audit_and_check_query_counts_are_constant(as_user, coordinator1, filled
         assert len(response.context["lines"]) >= 7
     with django_assert_num_queries(CHECK_QUERIES):
         client.get(check_url(filled_m3, "ALT"), {"ALT": "300"})
+
+
+# --- Keyboard-first entry -------------------------------------------------------------------------------------
+
+
+def test_save_and_next_goes_to_the_next_form_of_the_visit(as_user, coordinator1, m3):
+    client = as_user(coordinator1)
+    page = client.get(form_url(m3)).content.decode()
+    following = re.search(r'<button[^>]*name="next" value="(\w+)"[^>]*id="save-next"', page).group(1)
+    codes = [spec.code for spec in visit_forms(m3)]
+    assert following == codes[codes.index("LIVER") + 1]
+    response = client.post(form_url(m3), {**liver_post(m3), "next": following})
+    assert response.status_code == 302 and response["Location"] == form_url(m3, following)
+    assert FormInstance.objects.get(visit=m3, definition__code="LIVER").version == 1
+
+
+def test_the_last_form_of_a_visit_offers_no_next(as_user, coordinator1, m3):
+    last = visit_forms(m3)[-1].code
+    assert 'id="save-next"' not in as_user(coordinator1).get(form_url(m3, last)).content.decode()
+
+
+def test_a_next_that_is_not_the_following_form_returns_to_the_visit(as_user, coordinator1, m3):
+    response = as_user(coordinator1).post(form_url(m3), {**liver_post(m3), "next": "https://evil.example/"})
+    assert response.status_code == 302 and response["Location"] == reverse("capture:visit", args=[m3.pk])
+
+
+def test_after_a_refused_save_flags_follow_the_value_on_screen(as_user, coordinator1, m3):
+    client = as_user(coordinator1)
+    assert client.post(form_url(m3), liver_post(m3, ALB="20")).status_code == 302  # stored ALB is flagged low
+    version = FormInstance.objects.get(visit=m3, definition__code="LIVER").version
+    response = client.post(form_url(m3), liver_post(m3, version=version, ALB="40", ALT="-1"))
+    assert response.status_code == 400
+    content = response.content.decode()
+    # The stored value's "low" is not shown beside the typed 40; the page checks the typed values again on load.
+    flags = re.search(r'<span class="item-flags" id="flags-ALB"[^>]*>(.*?)</span>', content).group(1)
+    assert flags == ""
+    assert 'hx-trigger="change, keyup changed delay:400ms, load"' in input_tag(content, "ALB")
