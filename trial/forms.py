@@ -169,11 +169,15 @@ class EnrolmentForm(DomainErrorsMixin, forms.Form):
         self.helper.add_input(Submit("submit", _("Enrol")))
 
 
+SEARCH_PLACEHOLDER = _("Subject ID, screening number or initials")
+
+
 class ParticipantFilterForm(forms.Form):
     """The filters of the participant list and the subject matrix; both only narrow what access allows."""
 
     site = SiteChoiceField(label=_("Site"), queryset=Site.objects.none(), required=False, empty_label=_("All sites"))
     status = forms.ChoiceField(label=_("Status"), required=False)
+    q = forms.CharField(label=_("Find"), required=False, max_length=40)
 
     def __init__(
         self, *args: object, sites: QuerySet[Site], statuses: list[tuple[str, str]] | None = None, **kwargs: object
@@ -182,14 +186,21 @@ class ParticipantFilterForm(forms.Form):
         self.fields["site"].queryset = sites
         for bound_field in self.fields.values():
             bound_field.widget.attrs["class"] = "form-select form-select-sm"
+        self.fields["q"].widget.attrs.update(
+            {"class": "form-control form-control-sm", "type": "search", "placeholder": SEARCH_PLACEHOLDER}
+        )
         if statuses is None:
             del self.fields["status"]
         else:
             self.fields["status"].choices = [("", _("All statuses")), *statuses]
 
     def filters(self) -> dict[str, object]:
-        """{site_id, status} from valid input; an invalid filter (say, another site's id) filters nothing."""
+        """{site_id, status, search} from valid input; an invalid filter (say, another site's id) filters nothing."""
         if not self.is_valid():
-            return {"site_id": None, "status": ""}
+            return {"site_id": None, "status": "", "search": ""}
         site = self.cleaned_data.get("site")
-        return {"site_id": site.pk if site else None, "status": self.cleaned_data.get("status") or ""}
+        return {
+            "site_id": site.pk if site else None,
+            "status": self.cleaned_data.get("status") or "",
+            "search": self.cleaned_data.get("q") or "",
+        }

@@ -140,14 +140,26 @@ def _visit_counts_by_site(user: object, today: datetime.date) -> QuerySet:
 # --- Participant list and subject matrix ------------------------------------------------------------------
 
 
-def participant_list(user: object, *, site_id: int | None = None, status: str = "") -> QuerySet[Participant]:
+def participant_list(
+    user: object, *, site_id: int | None = None, status: str = "", search: str = ""
+) -> QuerySet[Participant]:
     """The participants the user can see, with their site and arm joined in, optionally filtered."""
     queryset = access.participants(user).select_related("site", "arm")
     if site_id:
         queryset = queryset.filter(site_id=site_id)
     if status:
         queryset = queryset.filter(status=status)
-    return queryset
+    return participant_search(queryset, search)
+
+
+def participant_search(queryset: QuerySet[Participant], search: str) -> QuerySet[Participant]:
+    """Participants whose subject id or screening number contains `search`, or whose initials are `search`."""
+    search = search.strip()
+    if not search:
+        return queryset
+    return queryset.filter(
+        Q(subject_id__icontains=search) | Q(screening_number__icontains=search) | Q(initials__iexact=search)
+    )
 
 
 # The one query state that waits for nobody; open and answered queries still need the site or the monitor.
@@ -155,7 +167,7 @@ def participant_list(user: object, *, site_id: int | None = None, status: str = 
 QUERY_CLOSED = "closed"
 
 
-def matrix_participants(user: object, *, site_id: int | None = None) -> QuerySet[Participant]:
+def matrix_participants(user: object, *, site_id: int | None = None, search: str = "") -> QuerySet[Participant]:
     """Participants with a visit schedule; each carries `matrix_visits`, fetched for a whole page in one query.
 
     Each visit carries `open_queries`, its open and answered queries, counted in that same query.
@@ -166,7 +178,7 @@ def matrix_participants(user: object, *, site_id: int | None = None) -> QuerySet
         .order_by("definition__order")
     )
     return (
-        participant_list(user, site_id=site_id)
+        participant_list(user, site_id=site_id, search=search)
         .filter(status__in=ON_SCHEDULE)
         .prefetch_related(Prefetch("visits", queryset=visits, to_attr="matrix_visits"))
     )

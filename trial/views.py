@@ -34,8 +34,12 @@ def participant_list(request: HttpRequest) -> HttpResponse:
     filter_form = ParticipantFilterForm(
         request.GET, sites=access.sites(request.user), statuses=ParticipantStatus.choices
     )
-    participants = selectors.participant_list(request.user, **filter_form.filters())
+    filters = filter_form.filters()
+    participants = selectors.participant_list(request.user, **filters)
     page = Paginator(participants, PAGE_SIZE).get_page(request.GET.get("page"))
+    if filters["search"] and page.paginator.count == 1 and not request.htmx:
+        # The header's search found the one participant asked for: go straight to them.
+        return redirect("trial:participant_detail", pk=page.object_list[0].pk)
     context = {"filter_form": filter_form, "page": page, "today": timezone.localdate()}
     return render(request, "trial/participant_list.html", context)
 
@@ -44,7 +48,8 @@ def participant_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 def matrix(request: HttpRequest) -> HttpResponse:
     filter_form = ParticipantFilterForm(request.GET, sites=access.sites(request.user))
-    participants = selectors.matrix_participants(request.user, site_id=filter_form.filters()["site_id"])
+    filters = filter_form.filters()
+    participants = selectors.matrix_participants(request.user, site_id=filters["site_id"], search=filters["search"])
     page = Paginator(participants, PAGE_SIZE).get_page(request.GET.get("page"))
     today = timezone.localdate()
     columns = selectors.visit_columns()

@@ -229,6 +229,52 @@ def test_participant_list_filter_on_another_site_reveals_nothing(as_user, coordi
     assert list(response.context["page"].object_list) == [two_sites["enrolled2"]]
 
 
+def test_header_search_finds_one_participant_and_goes_to_them(as_user, coordinator1, two_sites):
+    participant = two_sites["enrolled1"]
+    for term in (participant.subject_id, participant.subject_id.lower(), participant.screening_number):
+        response = as_user(coordinator1).get(reverse("trial:participant_list"), {"q": term})
+        assert response.status_code == 302, term
+        assert response["Location"] == reverse("trial:participant_detail", args=[participant.pk])
+
+
+def test_search_by_initials_lists_every_match_of_the_users_sites_only(as_user, coordinator1, monitor, two_sites):
+    response = as_user(coordinator1).get(reverse("trial:participant_list"), {"q": "zw"})
+    assert response.status_code == 200
+    assert set(response.context["page"].object_list) == {
+        two_sites["enrolled1"],
+        two_sites["eligible1"],
+        two_sites["failed1"],
+    }
+    # The monitor sees both sites, so the same initials find site 2's participant too.
+    found = as_user(monitor).get(reverse("trial:participant_list"), {"q": "ZW"}).context["page"].object_list
+    assert two_sites["enrolled2"] in set(found)
+
+
+def test_search_never_reaches_another_site(as_user, coordinator2, two_sites):
+    response = as_user(coordinator2).get(reverse("trial:participant_list"), {"q": two_sites["enrolled1"].subject_id})
+    assert response.status_code == 200
+    assert response.context["page"].paginator.count == 0
+    assert two_sites["enrolled1"].subject_id not in response.content.decode().split('id="results"')[1]
+
+
+@pytest.mark.parametrize("term", ["x" * 41, "ZW\x00", "%", "_", "'; DROP TABLE trial_participant; --"])
+def test_hostile_search_terms_find_nothing_and_fail_nothing(as_user, coordinator1, two_sites, term):
+    response = as_user(coordinator1).get(reverse("trial:participant_list"), {"q": term})
+    assert response.status_code == 200
+    assert response.context["page"].paginator.count in (0, 3)  # nothing, or the unfiltered list of a refused term
+    assert Participant.objects.count() == 4
+
+
+def test_matrix_is_searchable(as_user, monitor, two_sites):
+    response = as_user(monitor).get(reverse("trial:matrix"), {"q": two_sites["enrolled2"].subject_id})
+    assert [participant for participant, _cells in response.context["rows"]] == [two_sites["enrolled2"]]
+
+
+def test_every_page_has_the_participant_search(as_user, coordinator1):
+    content = as_user(coordinator1).get(reverse("trial:dashboard")).content.decode()
+    assert 'id="participant-search"' in content and 'name="q"' in content
+
+
 def test_participant_list_of_an_outsider_is_empty(as_user, outsider, two_sites):
     response = as_user(outsider).get(reverse("trial:participant_list"))
     assert response.context["page"].paginator.count == 0
@@ -586,3 +632,6 @@ def test_list_pages_run_a_constant_number_of_queries(
     assert response.status_code == 200
     if name != "trial:dashboard":
         assert len(response.context["page"].object_list) == min(count, 50)
+        # A search costs nothing more.
+        with django_assert_num_queries(EXPECTED_QUERIES[name]):
+            assert client.get(reverse(name), {"q": "0"}).status_code == 200
