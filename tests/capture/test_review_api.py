@@ -572,11 +572,22 @@ def test_sign_answers_201_with_the_signature(complete, investigator1):
     assert all(FormInstance.objects.filter(visit=m3).values_list("signed", flat=True))
 
 
-def test_sign_with_a_meaning_of_ones_own(visits, investigator1):
-    body = {"password": PASSWORD, "meaning": "I reviewed the casebook."}
+@pytest.mark.parametrize("meaning", ["I reviewed the casebook.", "", 42])
+def test_a_meaning_of_the_clients_own_is_refused_and_nothing_signed(visits, investigator1, meaning):
+    body = {"password": PASSWORD, "meaning": meaning}
+    audited = AuditRecord.objects.count()
     response = api(investigator1).post(f"/api/v1/participants/{visits[1].participant_id}/sign/", body, format="json")
-    assert response.status_code == 201
-    assert Signature.objects.get().meaning == "I reviewed the casebook."
+    assert response.status_code == 400
+    assert "fixed" in response.json()["meaning"][0]
+    assert not Signature.objects.exists()
+    assert AuditRecord.objects.count() == audited
+
+
+def test_the_signature_means_the_fixed_statement(visits, investigator1):
+    for body in ({"password": PASSWORD}, {"password": PASSWORD, "meaning": SIGNATURE_MEANING}):
+        url = f"/api/v1/participants/{visits[1].participant_id}/sign/"
+        assert api(investigator1).post(url, body, format="json").status_code == 201
+    assert set(Signature.objects.values_list("meaning", flat=True)) == {SIGNATURE_MEANING}
 
 
 @pytest.mark.parametrize("password", ["wrong", "", None])
