@@ -32,9 +32,7 @@ def run_django(args: list[str], **env: str) -> subprocess.CompletedProcess:
     """Django as production starts it: not under pytest (no PYTEST_VERSION), DEBUG off."""
     full = {name: value for name, value in os.environ.items() if name not in NOT_IN_PRODUCTION}
     full.update(PRODUCTION, **env)
-    return subprocess.run(
-        [sys.executable, *args], env=full, cwd=BASE_DIR, capture_output=True, text=True, timeout=180
-    )
+    return subprocess.run([sys.executable, *args], env=full, cwd=BASE_DIR, capture_output=True, text=True, timeout=180)
 
 
 def production_setting(name: str, **env: str) -> str:
