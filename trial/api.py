@@ -322,6 +322,7 @@ class TokenViewSet(viewsets.GenericViewSet):
 @extend_schema(
     tags=["auth"],
     summary="Log out: revoke the token this request was sent with",
+    description="With a session instead of a token, every token of the user ends, as a logout from the pages does.",
     request=None,
     responses={204: None},
 )
