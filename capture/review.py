@@ -282,7 +282,7 @@ def items_verify(*, user: object, visit_id: int, form_code: str, item_codes: lis
 
 
 @transaction.atomic
-def visit_sign(*, user: object, visit_id: int, password: str, meaning: str = SIGNATURE_MEANING) -> Signature:
+def visit_sign(*, user: object, visit_id: int, password: str) -> Signature:
     """The investigator signs a visit's data after entering their password again (21 CFR 11.200)."""
     visit = visit_or_404(user, visit_id, Action.SIGN)
     _check_password(user, password)
@@ -291,20 +291,20 @@ def visit_sign(*, user: object, visit_id: int, password: str, meaning: str = SIG
         raise InvalidInput(
             _("Every form must be complete before signing; not yet: %(forms)s.") % {"forms": ", ".join(incomplete)}
         )
-    return _sign(user, visit.participant, visit, meaning)
+    return _sign(user, visit.participant, visit)
 
 
 @transaction.atomic
-def casebook_sign(*, user: object, participant_id: int, password: str, meaning: str = SIGNATURE_MEANING) -> Signature:
+def casebook_sign(*, user: object, participant_id: int, password: str) -> Signature:
     """The investigator signs the participant's whole casebook as it stands."""
     participant = access.participant_or_404(user, participant_id, Action.SIGN)
     _check_password(user, password)
-    return _sign(user, participant, None, meaning)
+    return _sign(user, participant, None)
 
 
-def _sign(user: object, participant: Participant, visit: Visit | None, meaning: str) -> Signature:
-    _require_text(meaning, "meaning")
-    _limit(meaning, "meaning")
+def _sign(user: object, participant: Participant, visit: Visit | None) -> Signature:
+    # The meaning is the statement the signer was shown (21 CFR 11.50), never text a client sends.
+    meaning = SIGNATURE_MEANING
     signature = Signature.objects.create(
         participant=participant, visit=visit, signed_by=user, signed_at=timezone.now(), meaning=meaning
     )

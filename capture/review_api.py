@@ -277,9 +277,14 @@ class SignSerializer(serializers.Serializer):
     password = serializers.CharField(
         allow_blank=True, trim_whitespace=False, style={"input_type": "password"}, help_text="The signer's password."
     )
-    meaning = serializers.CharField(
-        default=review.SIGNATURE_MEANING, max_length=300, help_text="What the signature attests."
-    )
+
+    def validate(self, attrs: dict) -> dict:
+        # The meaning is fixed on the server (the statement the page shows); a client may not write its own.
+        sent = self.initial_data.get("meaning") if hasattr(self.initial_data, "get") else None
+        if sent is not None and sent != review.SIGNATURE_MEANING:
+            message = _("The meaning of a signature is fixed: %(meaning)s") % {"meaning": review.SIGNATURE_MEANING}
+            raise serializers.ValidationError({"meaning": [message]})
+        return attrs
 
 
 class LockInputSerializer(serializers.Serializer):

@@ -62,7 +62,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "csp",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "crispy_forms",
@@ -86,6 +87,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.security.NoStoreMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "trial.sessions.IdleTimeoutMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout response.
@@ -182,13 +185,15 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # The token first: a request without credentials answers 401 with `WWW-Authenticate: Token`, not 403.
+        "trial.tokens.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every operation documents the refusals it can answer, each with its body and an example.
+    "DEFAULT_SCHEMA_CLASS": "trial.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "trial.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -201,6 +206,18 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# API tokens (django-rest-knox, trial/tokens.py): hashed at rest, sent as `Authorization: Token <key>`; each use
+# pushes the expiry on by the idle time, never past the absolute lifetime from the issue.
+REST_KNOX = {
+    "TOKEN_TTL": datetime.timedelta(hours=env_int("API_TOKEN_IDLE_HOURS", 8)),
+    "AUTO_REFRESH": True,
+    "AUTO_REFRESH_MAX_TTL": datetime.timedelta(days=env_int("API_TOKEN_MAX_DAYS", 7)),
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_LIMIT_PER_USER": None,
+}
+if REST_KNOX["TOKEN_TTL"] <= datetime.timedelta(0) or REST_KNOX["AUTO_REFRESH_MAX_TTL"] < REST_KNOX["TOKEN_TTL"]:
+    raise ImproperlyConfigured("API_TOKEN_IDLE_HOURS must be over 0 and API_TOKEN_MAX_DAYS at least as long.")
 
 # Without REDIS_URL the app runs its tasks in-process, so the embedded default needs no broker.
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -275,10 +292,43 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_IDLE_SECONDS = int(os.environ.get("SESSION_IDLE_MINUTES", "30")) * 60
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and not TESTING)
+
+# Transport security: on by default in production (DEBUG off), off for `make run` and the tests over http. Behind
+# a proxy that ends TLS, set SECURE_PROXY_SSL_HEADER=1 so that its X-Forwarded-Proto says the request was https
+# (only if the proxy sets that header itself, overwriting the client's).
+SECURE_BY_DEFAULT = not DEBUG and not TESTING
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", SECURE_BY_DEFAULT)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SECURE_BY_DEFAULT)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if SECURE_BY_DEFAULT else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# The preload flag only allows the domain to be submitted to the browsers' preload list; nothing happens until it is.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", SECURE_BY_DEFAULT)
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# /healthz answers the container's health check over plain http inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
+# Content-Security-Policy (django-csp): scripts only from this server's files, never inline (no inline <script>,
+# no on...= handlers; tests/test_security.py reads every template). Inline style attributes remain (progress bars'
+# widths, htmx's indicator style), which cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 # Demo accounts share one password; seed_demo refuses to create them outside DEBUG unless forced.
 DEMO_PASSWORD = "demo-password"

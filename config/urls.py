@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config.health import healthz
+from trial.token_views import LogoutView
 
 urlpatterns = [
     path("", include("trial.urls")),
@@ -23,7 +24,7 @@ urlpatterns = [
     path("exports/", include("reports.export_urls")),
     path("api/v1/exports/", include("reports.export_api_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),
     # Browsers ask for /favicon.ico whatever the page says.

@@ -59,12 +59,13 @@ def schedule_kind(task: PeriodicTask) -> str:
 
 
 def may_edit_schedules(user: object) -> bool:
-    return Role.DATA_MANAGER in access.site_roles(user).values()
+    """The schedules are trial-wide (a scheduled report covers every site): only a data manager of every site."""
+    return access.holds_role_everywhere(user, Role.DATA_MANAGER)
 
 
 def require_schedule_editor(user: object) -> None:
     if not may_edit_schedules(user):
-        raise AccessDenied(_("Only a data manager may change the report schedules."))
+        raise AccessDenied(_("Only a data manager of every site may change the report schedules."))
 
 
 def schedule_or_404(user: object, schedule_id: int) -> PeriodicTask:

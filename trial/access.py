@@ -71,6 +71,13 @@ def can_anywhere(user: object, action: Action) -> bool:
     return bool(site_ids(user, action))
 
 
+def holds_role_everywhere(user: object, role: str) -> bool:
+    """True if the user holds `role` at every site of the trial: what a trial-wide setting needs."""
+    roles = site_roles(user)
+    all_sites = set(Site.objects.values_list("pk", flat=True))
+    return bool(all_sites) and all(roles.get(site_id) == role for site_id in all_sites)
+
+
 def require(user: object, action: Action, site: Site | int) -> None:
     """Raise AccessDenied unless the user may do `action` at `site`."""
     if not can(user, action, site):

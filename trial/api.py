@@ -5,7 +5,10 @@ queryset from `trial.access` and hand writes to `trial.services`, whose domain e
 into HTTP statuses.
 """
 
+import datetime
+
 from django.db.models import Prefetch, QuerySet
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
@@ -18,14 +21,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.authtoken.serializers import AuthTokenSerializer
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from trial import access, services
+from trial import access, services, tokens
 from trial.access import Action
 from trial.models import (
     Ascites,
@@ -204,14 +206,149 @@ class VisitFilterSerializer(serializers.Serializer):
 # --- Views -------------------------------------------------------------------------------------------------
 
 
+class TokenIssuedSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send it back as `Authorization: Token <token>`; shown only this once.")
+    key = serializers.CharField(help_text="The token's first characters: its name in the token list.")
+    expiry = serializers.DateTimeField(help_text="When it ends unless used before (each use pushes this on).")
+    expires_at_latest = serializers.DateTimeField(help_text="When it ends however much it is used.")
+
+
+class TokenSerializer(serializers.Serializer):
+    key = serializers.CharField(source="token_key", help_text="The token's first characters.")
+    created = serializers.DateTimeField()
+    expiry = serializers.DateTimeField(help_text="When it ends unless used before.")
+    expires_at_latest = serializers.SerializerMethodField(help_text="When it ends however much it is used.")
+    current = serializers.SerializerMethodField(help_text="True for the token this request was sent with.")
+
+    def get_expires_at_latest(self, token: object) -> datetime.datetime:
+        return tokens.latest_expiry(token)
+
+    def get_current(self, token: object) -> bool:
+        return getattr(self.context["request"].auth, "pk", None) == token.pk
+
+
+TOKEN_ISSUED_EXAMPLE = OpenApiExample(
+    "Issued",
+    response_only=True,
+    status_codes=["200"],
+    value={
+        "token": "3f9c2a1b7d4e8f60a5b2c9d1e7f3a4b6c8d0e2f4a6b8c0d2e4f6a8b0c2d4e6f8",
+        "key": "3f9c2a1b7d4e8f6",
+        "expiry": "2026-03-02T16:00:00Z",
+        "expires_at_latest": "2026-03-09T08:00:00Z",
+    },
+)
+TOKEN_REQUEST_EXAMPLE = OpenApiExample(
+    "Credentials", request_only=True, value={"username": "coordinator1", "password": "my-password"}
+)
+TOKEN_REFUSED_EXAMPLE = OpenApiExample(
+    "Wrong credentials",
+    response_only=True,
+    status_codes=["400"],
+    value={"non_field_errors": ["Unable to log in with provided credentials."]},
+)
+TOKENS_EXAMPLE = OpenApiExample(
+    "Two tokens",
+    response_only=True,
+    status_codes=["200"],
+    value=[
+        {
+            "key": "3f9c2a1b7d4e8f6",
+            "created": "2026-03-02T08:00:00Z",
+            "expiry": "2026-03-02T16:00:00Z",
+            "expires_at_latest": "2026-03-09T08:00:00Z",
+            "current": True,
+        }
+    ],
+)
+
+
 @extend_schema(
     tags=["auth"],
     summary="Exchange a username and password for an API token",
-    description="Send the token back as `Authorization: Token <key>`. Wrong credentials answer 400.",
-    responses={200: AuthTokenSerializer, 400: OpenApiResponse(description="Wrong username or password.")},
+    description=(
+        "Send the token back as `Authorization: Token <token>`. It ends after `API_TOKEN_IDLE_HOURS` (8) without "
+        "use and at the latest `API_TOKEN_MAX_DAYS` (7) after it was issued; a password change, a deactivation "
+        "and a logout end it sooner. Wrong credentials answer 400; five failures lock the account (django-axes)."
+    ),
+    request=AuthTokenSerializer,
+    responses={200: TokenIssuedSerializer, 400: OpenApiResponse(description="Wrong username or password.")},
+    examples=[TOKEN_REQUEST_EXAMPLE, TOKEN_ISSUED_EXAMPLE, TOKEN_REFUSED_EXAMPLE],
 )
-class TokenObtainView(ObtainAuthToken):
-    """DRF's token view, described for the schema: one token per user, issued on first request."""
+class TokenObtainView(APIView):
+    """Checks the password through `authenticate` (so django-axes counts failures and refuses a locked account)."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+    throttle_classes: list = []
+
+    def post(self, request: Request) -> Response:
+        credentials = AuthTokenSerializer(data=request.data, context={"request": request})
+        credentials.is_valid(raise_exception=True)
+        token, clear = tokens.api_token_create(user=credentials.validated_data["user"])
+        body = {"token": clear, "key": token.token_key, "expiry": token.expiry}
+        body["expires_at_latest"] = tokens.latest_expiry(token)
+        return Response(TokenIssuedSerializer(body).data)
+
+
+@extend_schema(tags=["auth"])
+class TokenViewSet(viewsets.GenericViewSet):
+    """The user's own API tokens: list them, revoke one. Another user's token does not exist here (404)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = TokenSerializer
+    pagination_class = None
+    lookup_field = "token_key"
+    lookup_url_kwarg = "key"
+    lookup_value_regex = r"[0-9a-f]{1,64}"
+
+    def get_queryset(self) -> QuerySet:
+        return tokens.api_tokens(self.request.user)
+
+    @extend_schema(summary="The user's API tokens in force", examples=[TOKENS_EXAMPLE])
+    def list(self, request: Request) -> Response:
+        return Response(self.get_serializer(self.get_queryset(), many=True).data)
+
+    @extend_schema(
+        summary="Revoke one of the user's API tokens",
+        responses={204: None, 404: OpenApiResponse(description="The user has no token with this key.")},
+    )
+    def destroy(self, request: Request, key: str) -> Response:
+        if not tokens.api_token_revoke(user=request.user, key=key):
+            raise Http404
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(
+    tags=["auth"],
+    summary="Log out: revoke the token this request was sent with",
+    description="With a session instead of a token, every token of the user ends, as a logout from the pages does.",
+    request=None,
+    responses={204: None},
+)
+class TokenLogoutView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    def post(self, request: Request) -> Response:
+        if request.auth is not None and hasattr(request.auth, "token_key"):
+            tokens.api_token_revoke(user=request.user, key=request.auth.token_key)
+        else:
+            tokens.api_tokens_revoke_all(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(
+    tags=["auth"],
+    summary="Log out everywhere: revoke every token of the user",
+    request=None,
+    responses={204: None},
+)
+class TokenLogoutAllView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    def post(self, request: Request) -> Response:
+        tokens.api_tokens_revoke_all(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class TrialViewSet(viewsets.ReadOnlyModelViewSet):

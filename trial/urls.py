@@ -1,6 +1,6 @@
 from django.urls import path
 
-from trial import views
+from trial import token_views, views
 
 app_name = "trial"
 urlpatterns = [
@@ -10,4 +10,6 @@ urlpatterns = [
     path("participants/<int:pk>/", views.participant_detail, name="participant_detail"),
     path("participants/<int:pk>/enrol/", views.enrol, name="enrol"),
     path("matrix/", views.matrix, name="matrix"),
+    path("accounts/tokens/", token_views.token_list, name="tokens"),
+    path("accounts/tokens/<str:key>/revoke/", token_views.token_revoke, name="token_revoke"),
 ]

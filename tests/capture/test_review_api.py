@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from capture.definitions import visit_forms
@@ -21,6 +21,7 @@ from capture.models import (
 )
 from capture.review import SIGNATURE_MEANING, lock_set, query_close, query_raise
 from capture.services import form_save
+from tests.api_clients import schema_reader
 from tests.capture.conftest import NOTE
 from tests.factories import PASSWORD, enrolled, make_user
 from tests.roles import ROLES, SEES
@@ -41,8 +42,8 @@ LOCKED_MESSAGE = "These data are locked by the data manager: they cannot be chan
 def api(user: object) -> APIClient:
     """A client that authenticates as `user` with an API token, as an integration would."""
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _token, key = AuthToken.objects.create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 
@@ -571,11 +572,22 @@ def test_sign_answers_201_with_the_signature(complete, investigator1):
     assert all(FormInstance.objects.filter(visit=m3).values_list("signed", flat=True))
 
 
-def test_sign_with_a_meaning_of_ones_own(visits, investigator1):
-    body = {"password": PASSWORD, "meaning": "I reviewed the casebook."}
+@pytest.mark.parametrize("meaning", ["I reviewed the casebook.", "", 42])
+def test_a_meaning_of_the_clients_own_is_refused_and_nothing_signed(visits, investigator1, meaning):
+    body = {"password": PASSWORD, "meaning": meaning}
+    audited = AuditRecord.objects.count()
     response = api(investigator1).post(f"/api/v1/participants/{visits[1].participant_id}/sign/", body, format="json")
-    assert response.status_code == 201
-    assert Signature.objects.get().meaning == "I reviewed the casebook."
+    assert response.status_code == 400
+    assert "fixed" in response.json()["meaning"][0]
+    assert not Signature.objects.exists()
+    assert AuditRecord.objects.count() == audited
+
+
+def test_the_signature_means_the_fixed_statement(visits, investigator1):
+    for body in ({"password": PASSWORD}, {"password": PASSWORD, "meaning": SIGNATURE_MEANING}):
+        url = f"/api/v1/participants/{visits[1].participant_id}/sign/"
+        assert api(investigator1).post(url, body, format="json").status_code == 201
+    assert set(Signature.objects.values_list("meaning", flat=True)) == {SIGNATURE_MEANING}
 
 
 @pytest.mark.parametrize("password", ["wrong", "", None])
@@ -820,7 +832,7 @@ def test_only_json_is_accepted(queries, coordinator1):
 
 
 def test_schema_describes_the_review_endpoints_with_examples(site1):
-    paths = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["paths"]
+    paths = schema_reader().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["paths"]
     examples = {
         ("/api/v1/queries/", "post", "201"),
         ("/api/v1/queries/{id}/answer/", "post", "200"),

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from capture.definitions import visit_forms
@@ -498,7 +498,7 @@ def test_the_api_refuses_locked_data_with_423(coordinator1, datamanager, partici
     liver_saved(coordinator1, m3)
     lock_set(user=datamanager, participant_id=participant.pk, reason="Final")
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=coordinator1).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=coordinator1)[1]}")
     body = {"version": 1, "values": {"LBDAT": str(m3.target_date), **LIVER, "ALT": "99"}, "reason": "x"}
     response = api.put(f"/api/v1/visits/{m3.pk}/forms/LIVER/", body, format="json")
     assert response.status_code == 423

@@ -217,3 +217,33 @@ def test_a_schedule_can_be_switched_off_and_bad_values_are_refused(installed, da
     assert PeriodicTask.objects.get(pk=weekly.pk).enabled is False
     record = AuditRecord.objects.get(object_type="report_schedule", item_code="enabled")
     assert (record.old_value, record.new_value) == ("yes", "no")
+
+
+@pytest.mark.parametrize("sites", [[1], [1, 2, 3, 4, 5]])
+def test_a_data_manager_of_some_sites_only_may_not_change_the_trial_wide_schedules(sites, installed, as_user):
+    # A scheduled report covers every site, so its schedule is a trial-wide setting.
+    partial = make_user("dm-partial", {Site.objects.get(number=n): Role.DATA_MANAGER for n in sites})
+    weekly = installed["Weekly trial summary"]
+    audited = AuditRecord.objects.count()
+    client = as_user(partial)
+    assert client.get(reverse("reports:schedules")).status_code == 403
+    form = {"minute": "5", "hour": "5", "day_of_week": "*", "day_of_month": "*", "timezone": "UTC", "enabled": "on"}
+    assert client.post(reverse("reports:schedule_edit", args=[weekly.pk]), form).status_code == 403
+    assert PeriodicTask.objects.get(pk=weekly.pk).crontab_id == weekly.crontab_id
+    assert AuditRecord.objects.count() == audited
+    assert "Report schedules" not in client.get(reverse("reports:runs")).content.decode()
+
+
+def test_a_data_manager_of_every_site_may_change_the_schedules(installed, as_user):
+    everywhere = make_user("dm-all", {site: Role.DATA_MANAGER for site in Site.objects.all()})
+    weekly = installed["Weekly trial summary"]
+    form = {"minute": "5", "hour": "5", "day_of_week": "*", "day_of_month": "*", "timezone": "UTC", "enabled": "on"}
+    assert as_user(everywhere).post(reverse("reports:schedule_edit", args=[weekly.pk]), form).status_code == 302
+    assert PeriodicTask.objects.select_related("crontab").get(pk=weekly.pk).crontab.hour == "5"
+
+
+def test_a_data_manager_of_every_site_who_is_something_else_at_one_may_not(installed, as_user):
+    roles = {site: Role.DATA_MANAGER for site in Site.objects.all()}
+    roles[Site.objects.get(number=6)] = Role.MONITOR
+    mixed = make_user("dm-mixed", roles)
+    assert as_user(mixed).get(reverse("reports:schedules")).status_code == 403

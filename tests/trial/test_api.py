@@ -8,7 +8,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.http import HttpRequest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD, eligible_input, enrolled, screened
@@ -32,8 +32,8 @@ CANNOT_WRITE = ["monitor", "datamanager", "sponsor"]
 def api(user: object) -> APIClient:
     """A client that authenticates as `user` with an API token, as an integration would."""
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _token, key = AuthToken.objects.create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 
@@ -68,14 +68,17 @@ def test_token_is_issued_for_username_and_password(coordinator1):
         "/api/v1/auth/token/", {"username": "coordinator1", "password": PASSWORD}, format="json"
     )
     assert response.status_code == 200
-    assert response.json()["token"] == Token.objects.get(user=coordinator1).key
+    body = response.json()
+    token = AuthToken.objects.get(user=coordinator1)
+    assert body["token"].startswith(token.token_key) and body["key"] == token.token_key
+    assert token.digest != body["token"]  # stored only as a hash
 
 
 def test_token_refused_for_wrong_password(coordinator1):
     response = APIClient().post("/api/v1/auth/token/", {"username": "coordinator1", "password": "nope"}, format="json")
     assert response.status_code == 400
     assert "non_field_errors" in response.json()
-    assert not Token.objects.filter(user=coordinator1).exists()
+    assert not AuthToken.objects.filter(user=coordinator1).exists()
 
 
 def test_token_authenticates_requests(coordinator1):
@@ -100,13 +103,17 @@ def test_session_login_authenticates_requests(coordinator1):
 
 @pytest.mark.parametrize("url", ["/api/v1/sites/", "/api/v1/participants/", "/api/v1/visits/"])
 def test_anonymous_is_refused(url, site1):
-    assert APIClient().get(url).status_code in {401, 403}
+    response = APIClient().get(url)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
 
 
 def test_bad_token_is_refused(site1):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Token not-a-real-key")
-    assert client.get("/api/v1/sites/").status_code in {401, 403}
+    response = client.get("/api/v1/sites/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
 
 
 # --- Sites -----------------------------------------------------------------------------------------------
@@ -559,7 +566,9 @@ def test_participant_detail_uses_constant_queries(django_assert_num_queries, coo
 
 
 def test_schema_lists_the_endpoints(coordinator1):
-    response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    client = APIClient()
+    client.force_login(coordinator1)
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     paths = response.json()["paths"]
     for path in (
@@ -578,10 +587,13 @@ def test_schema_lists_the_endpoints(coordinator1):
     assert "400" in screening["responses"] and "403" in screening["responses"]
 
 
-def test_docs_page_uses_local_assets_only(site1):
-    response = APIClient().get("/api/docs/")
+def test_docs_page_uses_local_assets_only(site1, coordinator1):
+    client = APIClient()
+    client.force_login(coordinator1)
+    response = client.get("/api/docs/")
     assert response.status_code == 200
     page = response.content.decode()
+    assert "<script>" not in page  # its script is a file of its own (Content-Security-Policy)
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
     assert "http://" not in page and "https://" not in page
     assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
