@@ -1,12 +1,18 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from config.health import healthz
 from trial.token_views import LogoutView
+
+
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    # Resolved per request: in production the static manifest (collectstatic) names the file, not the URLconf.
+    return HttpResponsePermanentRedirect(static("favicon.ico"))
+
 
 urlpatterns = [
     path("", include("trial.urls")),
@@ -28,7 +34,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),
     # Browsers ask for /favicon.ico whatever the page says.
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.ico"), permanent=True)),
+    path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
 ]
 
