@@ -119,6 +119,9 @@ def form_save(
     pending = _pending(visit, spec, entered, stored, partial)
     changed = _changed(pending, stored)
     state = _next_state(instance, pending, complete, changed, reason)
+    if instance.pk is not None and not changed and state == instance.state:
+        # Nothing to record: no write, no audit row, and the version stays, so nobody else's open page goes stale.
+        return _unchanged_result(instance, spec, pending, stored)
     now = timezone.now()
     voided = _void_signatures(instance, visit, pending, stored, changed, now)
     _write_values(pending, stored, changed, now)
@@ -142,6 +145,14 @@ def form_save(
         changed=tuple(code for form, code in changed if form == spec.code),
         queries_opened=opened,
         queries_closed=closed,
+    )
+
+
+def _unchanged_result(
+    instance: FormInstance, spec: FormSpec, pending: _Pending, stored: StoredValues
+) -> FormSaveResult:
+    return FormSaveResult(
+        form=instance, items=_results(spec, pending, stored), changed=(), queries_opened=0, queries_closed=0
     )
 
 

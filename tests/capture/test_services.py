@@ -105,9 +105,10 @@ def test_hdl_must_be_below_total_cholesterol(coordinator1, m3, hdl, fires):
 
 def test_correction_closes_the_automatic_query_and_saving_again_raises_no_second(coordinator1, m3):
     save(coordinator1, m3, values=liver(m3, BILDIR="20"))
-    save(coordinator1, m3, version=1, values=liver(m3, BILDIR="20"))
+    again = save(coordinator1, m3, version=1, values=liver(m3, BILDIR="20"))
     assert Query.objects.filter(visit=m3).count() == 1
-    result = save(coordinator1, m3, version=2, values=liver(m3, BILDIR="5"))
+    assert again.form.version == 1  # nothing changed: nothing written
+    result = save(coordinator1, m3, version=1, values=liver(m3, BILDIR="5"))
     assert result.queries_closed == 1
     assert Query.objects.get(visit=m3).state == QueryState.CLOSED
     assert Flag.RULE not in result.items["BILDIR"].flags
@@ -253,3 +254,20 @@ def test_save_statement_count_does_not_grow_with_items(sized_protocol, coordinat
     assert counts["P45"] == (8 if connection.vendor == "postgresql" else 7)
     assert ItemValue.objects.filter(visit=visit, item__form__code="P45", number__isnull=False).count() == 45
     assert AuditRecord.objects.filter(form_code="P45", action="update").count() == 45
+
+
+def test_a_save_that_changes_nothing_writes_nothing_and_keeps_the_version(coordinator1, m3):
+    save(coordinator1, m3, values=liver(m3, ALT="48"))
+    before = writes()
+    with CaptureQueriesContext(connection) as queries:
+        result = save(coordinator1, m3, version=1, values=liver(m3, ALT="48.0"))  # the same number, typed again
+    assert result.form.version == 1 and result.changed == () and result.queries_opened == 0
+    assert FormInstance.objects.get(visit=m3, definition__code="LIVER").version == 1
+    assert writes() == before
+    assert not [q for q in queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+
+
+def test_marking_an_unchanged_form_complete_is_a_change(coordinator1, m3):
+    save(coordinator1, m3, values=liver(m3))
+    result = save(coordinator1, m3, version=1, values=liver(m3), complete=True)
+    assert result.form.version == 2 and result.form.state == FormState.COMPLETE

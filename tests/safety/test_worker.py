@@ -118,7 +118,8 @@ def test_alt_at_six_times_uln_is_proposed_once_by_the_worker(start_worker, coord
     worker.wait_idle()
     runs = len(worker.task_lines(LAB_GRADE, "succeeded"))
 
-    again = save_liver(coordinator1, m3.visit, committed, ALT="300").form
+    # Saved again with the same ALT (another value corrected; a save that changes nothing is not written at all).
+    again = save_liver(coordinator1, m3.visit, committed, ALT="300", AST="31").form
     worker.wait_idle()
     assert len(worker.task_lines(LAB_GRADE, "succeeded")) > runs  # the second save was graded too...
     assert AdverseEvent.objects.filter(participant=participant).count() == 1  # ...and proposed nothing new
