@@ -134,7 +134,8 @@ def summary(n, mean, sd, median):
 
 
 def as_tuple(found):
-    return (found.n, found.mean, found.sd, found.median)
+    floats = (None if value is None else float(value) for value in (found.mean, found.sd, found.median))
+    return (found.n, *floats)
 
 
 def test_lab_summary_n_mean_sd_median_by_arm_and_visit(trial, everyone):
@@ -180,14 +181,54 @@ def test_median_of_an_even_group_averages_the_two_middle_values(trial, everyone,
     assert as_tuple(found) == summary(4, 38.75, 8.7702, 37.5)
 
 
+def _crp_at_m3(trial, user, site, numbers: list[str]) -> stats.Summary:
+    """The MSC CRP M3 summary of participants added with these values (the fixed trial has no CRP)."""
+    item = ItemDefinition.objects.get(form__code="CYTO", code="CRP")
+    for number in numbers:
+        visit = enrolled(user, site, arm="MSC", days_ago=100).visits.get(definition__code="M3")
+        ItemValue.objects.create(
+            visit=visit, item=item, number=Decimal(number), updated_at=trial.cutoff - datetime.timedelta(hours=2)
+        )
+    everyone = access.participants(user)
+    return stats.numeric_summary(everyone, cutoff=timezone.now(), forms=["CYTO"])[
+        stats.LabKey("CYTO", "CRP", "MSC", "M3")
+    ]
+
+
+def test_printed_mean_is_rounded_half_up_from_the_exact_decimal(trial, coordinator1, site1):
+    from reports.pdf.layout import number
+
+    # (62.01 + 3 x 62.02) / 4 = 62.0175 exactly; a float holds 62.017499999..., which printed 62.017.
+    found = _crp_at_m3(trial, coordinator1, site1, ["62.01", "62.02", "62.02", "62.02"])
+    assert (found.n, found.mean, found.median) == (4, Decimal("62.0175"), Decimal("62.02"))
+    assert f"{float(found.mean):.3f}" == "62.017"
+    assert number(found.mean, 3) == "62.018"
+    assert number(Decimal("-0.125"), 2) == "-0.13" and number(Decimal("2.5"), 0) == "3"
+
+
+def test_sd_is_exact_where_a_sum_of_squares_cancels(trial, coordinator1, site1):
+    from fractions import Fraction
+    from statistics import variance
+
+    # Large values a little apart: the sum-of-squares formula in floating point loses every digit of the spread.
+    numbers = ["9999999.000001", "9999999.000002", "9999999.000003", "9999999.000004", "9999999.000006"]
+    found = _crp_at_m3(trial, coordinator1, site1, numbers)
+    exact = variance([Fraction(n) for n in numbers])  # on Fractions, statistics.variance is exact
+    assert found.n == 5
+    assert abs(found.sd**2 - Decimal(exact.numerator) / Decimal(exact.denominator)) < Decimal("1e-50")
+    assert found.mean == Decimal("9999999.0000032") and found.median == Decimal("9999999.000003")
+    squares = sum(float(n) ** 2 for n in numbers) - sum(float(n) for n in numbers) ** 2 / 5
+    assert abs(squares / 4 - float(exact)) > 1000 * float(exact)  # what the float formula gave
+
+
 def test_cytokine_change_from_baseline(trial, everyone):
     change = stats.change_from_baseline(everyone, cutoff=trial.cutoff, forms=["CYTO"])
     # IL6 MSC M3: P1 10 -> 6 (-4), P2 12 -> 9 (-3); P4 has no M3 -> n 2, mean -3.5, SD sqrt(0.5) = 0.707
     msc = change[stats.LabKey("CYTO", "IL6", "MSC", "M3")]
-    assert (msc.n, msc.mean, msc.sd) == (2, approx(-3.5), approx(0.7071))
+    assert (msc.n, msc.mean, float(msc.sd)) == (2, Decimal("-3.5"), approx(0.7071))
     # IL6 CONV M3: P3 9 -> 11 (+2), P5 7 -> 8 (+1); P6's 14 came after the cut-off -> n 2, mean 1.5
     conv = change[stats.LabKey("CYTO", "IL6", "CONV", "M3")]
-    assert (conv.n, conv.mean) == (2, approx(1.5))
+    assert (conv.n, conv.mean) == (2, Decimal("1.5"))
     assert set(change) == {stats.LabKey("CYTO", "IL6", arm, "M3") for arm in ("MSC", "CONV")}  # none at M0
 
 
@@ -381,7 +422,7 @@ SELECTORS = {  # name: (call, queries)
     "enrolment": (lambda p, c: stats.enrolment_summary(p, cutoff=c, criterion_codes=CRITERIA), 2),
     "consort": (lambda p, c: stats.consort_flow(p, cutoff=c, visit_codes=CLINIC_VISITS), 2),
     "visits": (lambda p, c: stats.visit_completion(p, cutoff=c), 1),
-    "labs": (lambda p, c: stats.numeric_summary(p, cutoff=c, forms=["LIVER", "CYTO"], items=[("CLIN", "CPSCORE")]), 2),
+    "labs": (lambda p, c: stats.numeric_summary(p, cutoff=c, forms=["LIVER", "CYTO"], items=[("CLIN", "CPSCORE")]), 1),
     "change": (lambda p, c: stats.change_from_baseline(p, cutoff=c, forms=["CYTO"]), 2),
     "hepatitis": (lambda p, c: stats.hepatitis_status(p, cutoff=c), 1),
     "grade": (lambda p, c: stats.adverse_events_by_grade(p, cutoff=c), 1),
