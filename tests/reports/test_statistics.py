@@ -4,6 +4,7 @@ Sample SD: sqrt(sum of squared deviations / (n - 1)). Median: the middle value, 
 """
 
 import datetime
+import math
 from decimal import Decimal
 
 import pytest
@@ -508,3 +509,88 @@ def test_each_selector_runs_the_same_few_queries_at_two_sizes(trial, everyone, c
     assert small == large == {name: expected for name, (_call, expected) in SELECTORS.items()}
     assert stats.enrolment_summary(everyone, cutoff=later, criterion_codes=CRITERIA).enrolled == 14
     assert len(stats.serious_events(everyone, cutoff=later)) == 2 + 8
+
+
+# --- Survival against lifelines ----------------------------------------------------------------------------
+
+# (days, died): ties of deaths, of censorings, and of a death with a censoring; a censoring at the end.
+SURVIVAL_SETS = {
+    "ties": (
+        [(5, True), (8, True), (8, True), (12, False), (12, True), (15, True), (20, False), (21, True), (30, False)],
+        [(6, True), (9, False), (9, False), (14, True), (18, True), (25, False), (25, False), (33, True), (40, False)],
+    ),
+    "heavy censoring": (
+        [(3, False), (4, True), (7, False), (7, False), (10, True), (11, False), (16, False), (16, True)],
+        [(2, True), (2, True), (3, True), (5, False), (6, True), (6, True), (8, False), (9, True), (13, True)],
+    ),
+    "median not reached": (
+        [(10, True), (20, False), (30, False), (40, True), (50, False), (60, False), (70, False)],
+        [(4, True), (5, True), (8, True), (8, False), (9, True), (12, True), (14, True)],
+    ),
+}
+
+
+def _lifelines(times):
+    from lifelines import KaplanMeierFitter
+
+    fitter = KaplanMeierFitter().fit([d for d, _ in times], [died for _, died in times])
+    return fitter
+
+
+def _none_for_inf(value):
+    return None if math.isinf(value) else value
+
+
+@pytest.mark.parametrize("name", sorted(SURVIVAL_SETS))
+def test_kaplan_meier_intervals_and_median_match_lifelines(name):
+    from lifelines.utils import median_survival_times
+
+    for arm, times in zip(("A", "B"), SURVIVAL_SETS[name], strict=True):
+        curve = product_limit(arm, times)
+        fitter = _lifelines(times)
+        interval = fitter.confidence_interval_
+        for step in curve.steps:
+            assert step.survival == pytest.approx(fitter.survival_function_.loc[step.days].iloc[0], abs=1e-12)
+            low, high = step.confidence
+            assert low == pytest.approx(interval.loc[step.days].iloc[0], abs=1e-9)
+            assert high == pytest.approx(interval.loc[step.days].iloc[1], abs=1e-9)
+        assert curve.median() == _none_for_inf(fitter.median_survival_time_)
+        bounds = median_survival_times(interval)
+        assert curve.median_confidence() == (
+            _none_for_inf(bounds.iloc[0, 0]),
+            _none_for_inf(bounds.iloc[0, 1]),
+        )
+
+
+def test_median_interval_is_not_reached_where_the_upper_limit_stays_above_half():
+    curve = product_limit("A", SURVIVAL_SETS["median not reached"][0])
+    assert curve.median() is None and curve.median_confidence()[1] is None
+
+
+@pytest.mark.parametrize("name", sorted(SURVIVAL_SETS))
+def test_log_rank_matches_lifelines(name):
+    from lifelines.statistics import logrank_test
+
+    first, second = SURVIVAL_SETS[name]
+    expected = logrank_test(
+        [d for d, _ in first], [d for d, _ in second], [e for _, e in first], [e for _, e in second]
+    )
+    found = stats.log_rank(product_limit("A", first), product_limit("B", second))
+    assert found.chi_square == pytest.approx(expected.test_statistic, rel=1e-9)
+    assert found.p_value == pytest.approx(expected.p_value, rel=1e-9)
+    assert found.observed == (sum(e for _, e in first), sum(e for _, e in second))
+    assert sum(found.expected) == pytest.approx(sum(found.observed))
+
+
+def test_log_rank_without_deaths_is_not_computed():
+    assert stats.log_rank(product_limit("A", [(5, False)]), product_limit("B", [(7, False)])) is None
+
+
+def test_kaplan_meier_of_the_fixed_trial_gives_medians_and_intervals(trial, everyone):
+    curves = stats.kaplan_meier(everyone, cutoff=trial.cutoff)
+    msc = curves["MSC"]
+    # MSC: deaths on days 100 and 300, censored 370: S drops to 0.3333 on day 300, so the median is day 300.
+    assert msc.median() == 300
+    low, high = msc.confidence_at(6)
+    assert low < msc.survival_at(6) < high
+    assert stats.log_rank(curves["MSC"], curves["CONV"]).observed == (2, 1)
