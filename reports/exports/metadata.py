@@ -4,9 +4,10 @@ Built from the protocol definitions (capture.definitions and the visit and arm t
 protocol version: a version never changes once loaded. The ODM writer and the CSV data dictionary both read it,
 so the two exports describe the same items the same way.
 
-Two forms are added to what the protocol file lists, because their data live on the participant rather than on
-a visit: SCREEN (the protocol's screening CRF, stored in trial.Screening) and ENROL (arm, enrolment date, sex
-and age at enrolment). Both belong to the SCREENING event, before M0.
+Forms are added to what the protocol file lists, because their data live on the participant or on records
+rather than on a visit. In the SCREENING event, before M0, for every screened candidate: SCREEN (the protocol's
+screening CRF, stored in trial.Screening), ELIG and IE (eligibility, status and each criterion: record_meta.py)
+and ENROL (arm, enrolment date, sex and age at enrolment). In the SAFETY event: AE and DEATH (record_meta.py).
 """
 
 import re
