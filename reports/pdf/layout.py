@@ -106,4 +106,5 @@ def number(value: float | Decimal | None, decimals: int) -> str:
 
 
 def percent(part: int, whole: int) -> str:
-    return MISSING if not whole else f"{part} ({100 * part / whole:.0f}%)"
+    # Exact: 1 of 8 is 12.5%, printed 13% (half up), where a float's format rounds half to even.
+    return MISSING if not whole else f"{part} ({round_half_up(Decimal(100 * part) / whole, 0):f}%)"

@@ -594,3 +594,11 @@ def test_kaplan_meier_of_the_fixed_trial_gives_medians_and_intervals(trial, ever
     low, high = msc.confidence_at(6)
     assert low < msc.survival_at(6) < high
     assert stats.log_rank(curves["MSC"], curves["CONV"]).observed == (2, 1)
+
+
+def test_printed_percentages_round_half_up():
+    from reports.pdf.layout import percent
+
+    # 1 of 8 is 12.5% exactly: half up gives 13%, where formatting the float rounds half to even (12%).
+    assert f"{100 * 1 / 8:.0f}" == "12"
+    assert (percent(1, 8), percent(3, 8), percent(2, 3), percent(0, 0)) == ("1 (13%)", "3 (38%)", "2 (67%)", "–")
