@@ -352,3 +352,25 @@ def test_booleans_are_spelt_true_or_false_in_every_dataset(trial, datamanager):
                     seen.add(value)
     assert seen == {"true", "false", ""}
     assert {row["required"] for row in dictionary} == {"true", "false", ""}
+
+
+def test_survival_contacts_are_in_the_odm_file_with_their_history(coordinator1, site1, datamanager):
+    from capture.services import form_save
+    from tests.factories import enrolled
+
+    participant = enrolled(coordinator1, site1, arm="CONV", days_ago=560)
+    contact = participant.visits.get(definition__code="FU18")
+    day = contact.target_date.isoformat()
+    form_save(
+        user=coordinator1,
+        visit_id=contact.pk,
+        form_code="SURV",
+        version=0,
+        values={"CONTDAT": day, "VITAL": "alive", "LKADAT": day},
+        complete=True,
+    )
+    document = odm(datamanager, audit=True)
+    survival = items_of(subject(document, participant.subject_id), "IG.SURV")
+    assert survival == {"CONTDAT": day, "VITAL": "alive", "LKADAT": day}
+    assert history(document, participant.subject_id, "IT.SURV.VITAL") == [("Insert", "alive", None)]
+    assert csv_datasets(datamanager)["SURVIVAL"][0]["end"] == day
