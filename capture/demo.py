@@ -28,6 +28,7 @@ LAB_RANGES: dict[str, tuple[float, float, int]] = {
     "BUN": (3, 9.5, 2),
     "URATE": (200, 460, 0),
     "CREAT": (50, 130, 0),
+    "SODIUM": (126, 142, 1),  # hyponatraemia is common in decompensated cirrhosis: MELD-Na differs from MELD
     "CHOL": (2.6, 5.2, 2),
     "LDL": (1.0, 3.0, 2),
     "VLDL": (0.2, 0.8, 2),

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from trial.models import ItemDefinition
-from trial.scoring import child_pugh, meld
+from trial.scoring import child_pugh, meld, meld_na
 
 _CALL = re.compile(r"^(\w+)\((.*)\)$")
 _DIFFERENCE = re.compile(r"^([\w.]+)\s*-\s*([\w.]+)$")
@@ -57,5 +57,8 @@ _FUNCTIONS: dict[str, Callable[..., Decimal | str]] = {
     "child_pugh_class": lambda table, *args: _child_pugh(table, *args).grade,
     "meld": lambda table, bilirubin, creatinine, inr: Decimal(
         meld(bilirubin_umol_l=bilirubin, creatinine_umol_l=creatinine, inr=inr)
+    ),
+    "meld_na": lambda table, bilirubin, creatinine, inr, sodium: Decimal(
+        meld_na(bilirubin_umol_l=bilirubin, creatinine_umol_l=creatinine, inr=inr, sodium_mmol_l=sodium)
     ),
 }

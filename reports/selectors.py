@@ -17,11 +17,12 @@ from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import BigIntegerField, F, Func, OuterRef, QuerySet, Subquery, TextField
-from django.db.models.functions import Cast
+from django.db.models import BigIntegerField, Case, F, Func, OuterRef, Q, QuerySet, Subquery, TextField, When
+from django.db.models.functions import Cast, Coalesce
 from django.utils.translation import gettext as _
 
 from capture.models import FormInstance, ItemValue
+from safety.models import AdverseEvent
 from trial import access
 from trial.access import Action
 from trial.errors import AccessDenied, InvalidInput
@@ -115,16 +116,19 @@ class ValueText(Func):
 
 
 class SubjectRow(NamedTuple):
-    """An enrolled participant, with the screening values the SCREEN form exports."""
+    """A screened candidate (enrolled or not), with the screening values and eligibility the exports write."""
 
     participant_id: int
     protocol_id: int
-    subject_id: str
+    subject_id: str | None
     site_id: int
     arm_id: int | None
     enrolment_date: datetime.date | None
     sex: str
     date_of_birth: datetime.date
+    screening_number: str
+    status: str
+    screen_failure_reasons: list[str]
     screening_date: datetime.date | None
     consent_date: datetime.date | None
     diagnosis: str | None
@@ -133,24 +137,33 @@ class SubjectRow(NamedTuple):
     inr: Decimal | None
     ascites: str | None
     encephalopathy: str | None
+    answers: dict | None
+    eligible: bool | None
+    child_pugh_points: int | None
+    child_pugh_class: str | None
+    failed_criteria: list | None
+
+    @property
+    def key(self) -> str:
+        """The SubjectKey and CSV `subject`: the subject number once enrolled, the screening number before."""
+        return self.subject_id or self.screening_number
 
 
+_PARTICIPANT_FIELDS = 11  # the fields of SubjectRow read from the participant; the rest from its screening
 _SUBJECT_FIELDS = (
     "pk",
-    "protocol_id",
-    "subject_id",
-    "site_id",
-    "arm_id",
-    "enrolment_date",
-    "sex",
-    "date_of_birth",
-    *(f"screening__{name}" for name in SubjectRow._fields[8:]),
+    *SubjectRow._fields[1:_PARTICIPANT_FIELDS],
+    *(f"screening__{name}" for name in SubjectRow._fields[_PARTICIPANT_FIELDS:]),
 )
 
 
-def subjects(scope: ExportScope, protocol_id: int | None = None) -> Iterator[SubjectRow]:
-    """Participants who received a subject number (enrolled, whatever happened since), by participant id."""
-    queryset = Participant.objects.filter(site_id__in=scope.site_ids, subject_id__isnull=False)
+def subjects(
+    scope: ExportScope, protocol_id: int | None = None, *, enrolled_only: bool = False
+) -> Iterator[SubjectRow]:
+    """Every screened candidate (or only those who received a subject number), by participant id."""
+    queryset = Participant.objects.filter(site_id__in=scope.site_ids)
+    if enrolled_only:
+        queryset = queryset.filter(subject_id__isnull=False)
     if protocol_id is not None:
         queryset = queryset.filter(protocol_id=protocol_id)
     # Small chunks: a subject row is wide, and one covers some 350 values.
@@ -309,6 +322,86 @@ def value_history(scope: ExportScope, protocol_id: int) -> Iterator[AuditRow]:
     return (AuditRow._make(row) for row in rows)
 
 
+# --- Records kept outside the visit forms: screening, enrolment, adverse events, death -----------------------
+
+RECORD_TYPES = ("screening", "participant", "adverse_event", "death_report")
+
+
+def records(model: type, scope: ExportScope, protocol_id: int, fields: list[str], order: str) -> Iterator[dict]:
+    """The rows of a participant's records (adverse events, death reports) of the scope, by participant id."""
+    rows = (
+        model.objects.filter(participant__site_id__in=scope.site_ids, participant__protocol_id=protocol_id)
+        .order_by("participant_id", order)
+        .values("participant_id", *fields)
+    )
+    return rows.iterator(chunk_size=CHUNK)
+
+
+def by_participant(subject_rows: Iterable[SubjectRow], rows: Iterable[dict]) -> Iterator[tuple[SubjectRow, list]]:
+    """Each subject with their rows of another stream in participant order (a merge, as `casebooks`)."""
+    grouped = groupby(rows, key=itemgetter("participant_id"))
+    current = next(grouped, None)
+    for subject in subject_rows:
+        while current is not None and current[0] < subject.participant_id:
+            current = next(grouped, None)
+        found = []
+        if current is not None and current[0] == subject.participant_id:
+            found = list(current[1])
+            current = next(grouped, None)
+        yield subject, found
+
+
+class RecordAuditRow(NamedTuple):
+    """One change of a screening, enrolment, adverse event or death report field, from the audit trail."""
+
+    participant_id: int
+    subject_key: str
+    site_id: int | None
+    user_id: int | None
+    at: datetime.datetime
+    object_type: str
+    action: str
+    item_code: str
+    new_value: str
+    reason: str
+    event_number: int | None  # the adverse event's number, for its rows
+
+
+def _record_changes(scope: ExportScope) -> QuerySet[AuditRecord]:
+    return AuditRecord.objects.filter(object_type__in=RECORD_TYPES, participant__site_id__in=scope.site_ids).exclude(
+        item_code=""
+    )
+
+
+def record_history(scope: ExportScope, protocol_id: int) -> Iterator[RecordAuditRow]:
+    """Every recorded change of the records of the protocol version's candidates, by participant, in order."""
+    number = AdverseEvent.objects.filter(pk=Cast(OuterRef("object_id"), BigIntegerField())).values("number")[:1]
+    rows = (
+        _record_changes(scope)
+        .filter(participant__protocol_id=protocol_id)
+        .annotate(
+            subject_key=Coalesce("participant__subject_id", "participant__screening_number"),
+            event_number=Case(When(object_type="adverse_event", then=Subquery(number))),
+        )
+        .order_by("participant_id", "pk")
+        .values_list(
+            "participant_id",
+            "subject_key",
+            "participant__site_id",
+            "user_id",
+            "at",
+            "object_type",
+            "action",
+            "item_code",
+            "new_value",
+            "reason",
+            "event_number",
+        )
+        .iterator(chunk_size=CHUNK)
+    )
+    return (RecordAuditRow._make(row) for row in rows)
+
+
 class AuditUser(NamedTuple):
     user_id: int | None
     username: str
@@ -320,7 +413,9 @@ def audit_users(scope: ExportScope) -> list[AuditUser]:
     which writes the changes nobody made by hand."""
     people = (
         get_user_model()
-        .objects.filter(pk__in=_value_changes(scope).values("user_id"))
+        .objects.filter(
+            Q(pk__in=_value_changes(scope).values("user_id")) | Q(pk__in=_record_changes(scope).values("user_id"))
+        )
         .order_by("pk")
         .values_list("pk", "username", "first_name", "last_name")
     )

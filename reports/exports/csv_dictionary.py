@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from reports.exports.csv_safety import SAFETY_COLUMNS
 from reports.exports.metadata import ItemMeta, StudyMeta, plain
+from reports.exports.record_meta import SAFETY_EVENT
 
 COLUMNS = (
     "protocol_version",
@@ -36,7 +37,9 @@ LAB_DATASET = "LAB_LONG"
 SITES_DATASET = "SITES"
 SITE_COLUMNS = ("site", "name", "name_zh", "city", "province", "principal_investigator")
 # (dataset, column, label, label_zh, type) of the columns that are not items.
+BOOLEAN_SPELLING = "Every column of type boolean holds true or false (lower case); empty when not recorded"
 ADDED_COLUMNS = (
+    (ALL_DATASETS, ALL_DATASETS, BOOLEAN_SPELLING, "所有布尔型列取值为 true 或 false（小写）；未记录时为空", "boolean"),
     (ALL_DATASETS, "subject", "Subject number", "受试者编号", "text"),
     (ALL_DATASETS, "site", "Site number (see SITES)", "中心编号", "text"),
     (ALL_DATASETS, "arm", "Arm code (as ENROL.ARM)", "治疗组代码", "text"),
@@ -66,6 +69,8 @@ def dictionary(versions: list[StudyMeta]) -> Iterator[list[str]]:
         yield ["", dataset, column, label, label_zh, "", data_type, *[""] * (len(COLUMNS) - 7)]
     for meta in versions:
         for form in meta.forms:
+            if SAFETY_EVENT in form.event_codes:
+                continue  # AE.csv's columns are SAFETY_COLUMNS; the death report is in the ODM file
             for item in form.items:
                 yield _item_row(meta, form.code, form.event_codes, form.arm_codes, item)
 
@@ -87,7 +92,7 @@ def _item_row(meta: StudyMeta, dataset: str, events: tuple, arms: tuple, item: I
         plain(item.hard_max),
         plain(item.reference_low),
         plain(item.reference_high),
-        "yes" if item.required else "no",
+        "true" if item.required else "false",
         item.formula,
         codelist.name if codelist else "",
         choices,

@@ -2,10 +2,14 @@
 
 - `data_dictionary.csv`: every column of every dataset (reports/exports/csv_dictionary.py);
 - `SITES.csv`: the sites the export covers, with their names in English and Chinese;
-- `SCREEN.csv` and `ENROL.csv`: the screening CRF and the enrolment, a row per participant;
+- `SCREEN.csv`, `ELIG.csv` and `ENROL.csv`: the screening CRF, the eligibility and status (screening and subject
+  numbers, status, Child-Pugh, reasons for screen failure) and the enrolment, a row per screened candidate
+  (`subject` is the subject number once enrolled, the screening number before); `IE.csv`: a row per candidate and
+  eligibility criterion, with the answer, whether it is met and why not;
 - `LAB_LONG.csv`: every value of the laboratory panels (the forms with a sample date), a row each, with its
   unit, reference range and flags;
 - `AE.csv` (the adverse event log, a row per event) and `SURVIVAL.csv` (derived survival time and censoring);
+- booleans are written `true` or `false` in every dataset (the data dictionary says so);
 - a wide dataset per form collected at visits (`CLIN.csv`, `LIVER.csv`, ...): a row per participant and visit
   with data on the form; columns subject, site, arm, visit, visit_date, the form's item codes, then `missing`,
   which lists the items without a value and why ("PREALB=not_done"), so that item columns hold values only.
@@ -32,15 +36,19 @@ from reports.exports import zipstream
 from reports.exports.csv_dictionary import LAB_DATASET, SITE_COLUMNS, SITES_DATASET, dictionary
 from reports.exports.csv_safety import AE_DATASET, SURVIVAL_DATASET, ae_rows, survival_rows
 from reports.exports.metadata import (
+    CRITERIA_FORM,
+    ELIG_FORM,
     ENROL_FORM,
     LAB_DATE_ITEM,
     SCREEN_FORM,
     SCREENING_EVENT,
     StudyMeta,
+    criterion_values,
     plain,
     study_meta,
     subject_values,
 )
+from reports.exports.record_meta import SAFETY_EVENT
 from reports.selectors import ExportScope, SubjectRow, ValueRow
 from trial.models import Site
 
@@ -83,6 +91,8 @@ def _members(scope: ExportScope) -> Iterator[tuple[str, Iterable[bytes]]]:
         yield "data_dictionary.csv", _encoded([list(dictionary(versions))])
         yield f"{SITES_DATASET}.csv", _encoded([[list(SITE_COLUMNS)], [_site_row(site) for site in scope.sites]])
         yield f"{SCREEN_FORM}.csv", _encoded(datasets.participant_form(SCREEN_FORM))
+        yield f"{ELIG_FORM}.csv", _encoded(datasets.participant_form(ELIG_FORM))
+        yield f"{CRITERIA_FORM}.csv", _encoded(datasets.criteria())
         yield f"{ENROL_FORM}.csv", _encoded(datasets.participant_form(ENROL_FORM))
         yield from datasets.visit_forms()
         yield f"{AE_DATASET}.csv", _encoded(ae_rows(scope))
@@ -140,25 +150,35 @@ class _Datasets:
                 codes = self.codes.setdefault(form.code, [])
                 codes += [item.code for item in form.items if item.code not in codes]
         visit_forms = [
-            form.code for meta in latest_first for form in meta.forms if SCREENING_EVENT not in form.event_codes
+            form.code
+            for meta in latest_first
+            for form in meta.forms
+            if SCREENING_EVENT not in form.event_codes and SAFETY_EVENT not in form.event_codes
         ]
         visit_forms = list(dict.fromkeys(visit_forms))
         self.lab_forms = [code for code in visit_forms if LAB_DATE_ITEM in self.codes[code]]
         self.other_forms = [code for code in visit_forms if code not in self.lab_forms]
 
     def _key(self, subject: SubjectRow) -> list[str]:
-        return [subject.subject_id, f"{self.scope.site_number(subject.site_id):02d}", self.arms.get(subject.arm_id, "")]
+        return [subject.key, f"{self.scope.site_number(subject.site_id):02d}", self.arms.get(subject.arm_id, "")]
 
     def participant_form(self, form_code: str) -> Iterator[list[list[str]]]:
-        """SCREEN or ENROL: a row per participant, dated by the screening or the enrolment."""
+        """SCREEN, ELIG or ENROL: a row per screened candidate, dated by the screening or the enrolment."""
         codes = self.codes[form_code]
         yield [[*KEY_COLUMNS, *codes]]
-        date_item = "SCRDAT" if form_code == SCREEN_FORM else "ENRLDAT"
         for subject in selectors.subjects(self.scope):
-            values = subject_values(self.metas[subject.protocol_id], subject)[form_code]
-            yield [
-                [*self._key(subject), SCREENING_EVENT, values.get(date_item, ""), *(values.get(c, "") for c in codes)]
-            ]
+            values = subject_values(self.metas[subject.protocol_id], subject)
+            day = values[ENROL_FORM]["ENRLDAT"] if form_code == ENROL_FORM else values[SCREEN_FORM]["SCRDAT"]
+            yield [[*self._key(subject), SCREENING_EVENT, day, *(values[form_code].get(c, "") for c in codes)]]
+
+    def criteria(self) -> Iterator[list[list[str]]]:
+        """IE: a row per screened candidate and criterion, with the answer, the result and why it is not met."""
+        codes = self.codes[CRITERIA_FORM]
+        yield [[*KEY_COLUMNS, *codes]]
+        for subject in selectors.subjects(self.scope):
+            key = [*self._key(subject), SCREENING_EVENT, plain(subject.screening_date)]
+            rows = criterion_values(self.metas[subject.protocol_id], subject)
+            yield [[*key, *(row.get(c, "") for c in codes)] for row in rows]
 
     def visit_forms(self) -> Iterator[tuple[str, Iterable[bytes]]]:
         """LAB_LONG, then the wide dataset of each form collected at visits, all from one read of the values."""

@@ -48,7 +48,7 @@ SAFETY_COLUMNS = (
     (AE_DATASET, "relationship", "Relationship to the study treatment", "与研究治疗的相关性", "text"),
     (AE_DATASET, "action_taken", "Action taken", "采取的措施", "text"),
     (AE_DATASET, "outcome", "Outcome", "转归", "text"),
-    (AE_DATASET, "serious", "Serious (yes/no)", "严重", "boolean"),
+    (AE_DATASET, "serious", "Serious (true/false)", "严重", "boolean"),
     (AE_DATASET, "serious_criteria", "Seriousness criteria; ';'-separated", "严重性标准", "text"),
     (AE_DATASET, "expedited_at", "When it met the expedited criteria (UTC)", "快速报告时间（UTC）", "datetime"),
     (AE_DATASET, "ctcae_term", "CTCAE v5.0 term of the lab grading", "CTCAE 术语", "text"),
@@ -60,14 +60,14 @@ SAFETY_COLUMNS = (
     (SURVIVAL_DATASET, "end", "Date of death, or of censoring (last known alive)", "结束日期", "date"),
     (SURVIVAL_DATASET, "days", "Survival time in days", "生存时间（天）", "integer"),
     (SURVIVAL_DATASET, "months", "Survival time in months (days / 30.4375)", "生存时间（月）", "decimal"),
-    (SURVIVAL_DATASET, "died", "The event: died (yes/no)", "死亡", "boolean"),
-    (SURVIVAL_DATASET, "censored", "Censored at `end` (yes/no)", "删失", "boolean"),
+    (SURVIVAL_DATASET, "died", "The event: died (true/false)", "死亡", "boolean"),
+    (SURVIVAL_DATASET, "censored", "Censored at `end` (true/false)", "删失", "boolean"),
     (SURVIVAL_DATASET, "vital_status", "alive, dead or lost (to follow-up), as last known", "生存状态", "text"),
 )
 
 
 def _yes(value: bool) -> str:
-    return "yes" if value else "no"
+    return "true" if value else "false"
 
 
 def _text(value: object) -> str:

@@ -4,9 +4,10 @@ Built from the protocol definitions (capture.definitions and the visit and arm t
 protocol version: a version never changes once loaded. The ODM writer and the CSV data dictionary both read it,
 so the two exports describe the same items the same way.
 
-Two forms are added to what the protocol file lists, because their data live on the participant rather than on
-a visit: SCREEN (the protocol's screening CRF, stored in trial.Screening) and ENROL (arm, enrolment date, sex
-and age at enrolment). Both belong to the SCREENING event, before M0.
+Forms are added to what the protocol file lists, because their data live on the participant or on records
+rather than on a visit. In the SCREENING event, before M0, for every screened candidate: SCREEN (the protocol's
+screening CRF, stored in trial.Screening), ELIG and IE (eligibility, status and each criterion: record_meta.py)
+and ENROL (arm, enrolment date, sex and age at enrolment). In the SAFETY event: AE and DEATH (record_meta.py).
 """
 
 import re
@@ -19,11 +20,22 @@ from capture.checks import MAX_TEXT
 from capture.definitions import protocol_definition, protocol_forms
 from capture.models import MissingReason, format_number
 from reports.selectors import SubjectRow
-from trial.models import Arm, DataType, ItemDefinition, Protocol, Sex, VisitDefinition, age_on
+from trial.models import (
+    Arm,
+    DataType,
+    EligibilityCriterion,
+    ItemDefinition,
+    Protocol,
+    Sex,
+    VisitDefinition,
+    age_on,
+)
 
 SCREENING_EVENT = "SCREENING"
 SCREEN_FORM = "SCREEN"
 ENROL_FORM = "ENROL"
+ELIG_FORM = "ELIG"  # status, numbers and eligibility of every screened candidate
+CRITERIA_FORM = "IE"  # a repeat per criterion: answer and result
 # The screening CRF's items and the trial.Screening fields that hold them (as trial.services validates them).
 SCREENING_FIELDS = {
     "SCRDAT": "screening_date",
@@ -47,6 +59,7 @@ ODM_TYPES = {
     DataType.DATE: "date",
     DataType.CHOICE: "text",
     DataType.BOOLEAN: "boolean",
+    "datetime": "datetime",  # times of records (an AE's expedited_at), never of a protocol item
 }
 # numeric(20, 6) columns: 20 digits at most.
 NUMBER_LENGTH = 20
@@ -99,9 +112,13 @@ class ItemMeta:
     def length(self) -> int:
         if self.codelist is not None:
             return max(len(choice.code) for choice in self.codelist.choices)
-        return {"float": NUMBER_LENGTH, "integer": NUMBER_LENGTH, "date": DATE_LENGTH, "boolean": 5}.get(
-            self.odm_type, MAX_TEXT
-        )
+        return {
+            "float": NUMBER_LENGTH,
+            "integer": NUMBER_LENGTH,
+            "date": DATE_LENGTH,
+            "datetime": 32,
+            "boolean": 5,
+        }.get(self.odm_type, MAX_TEXT)
 
     @property
     def ref_range(self) -> tuple[Decimal | None, Decimal | None]:
@@ -121,6 +138,7 @@ class FormMeta:
     event_codes: tuple[str, ...]
     arm_codes: tuple[str, ...]
     items: tuple[ItemMeta, ...]
+    repeating: bool = False  # its item group repeats (a repeat per criterion, per adverse event)
 
     @property
     def oid(self) -> str:
@@ -161,6 +179,7 @@ class StudyMeta:
     event_by_visit_definition: dict[int, EventMeta] = field(repr=False)
     arm_by_id: dict[int, str] = field(repr=False)  # id: arm code
     form_ids: dict[str, int] = field(repr=False)  # code: FormDefinition id
+    criteria: tuple[tuple[str, str, bool], ...] = ()  # (code, inclusion or exclusion, asked) in protocol order
 
     @property
     def oid(self) -> str:
@@ -205,19 +224,26 @@ def _build(protocol: Protocol) -> StudyMeta:
         items_by_id.update(
             {item.pk: (form_order, item.order, meta) for item, meta in zip(spec.items, items, strict=True)}
         )
-    # SCREEN, ENROL, then the visit forms: the order of the CRFs a participant goes through.
-    forms.insert(1 if forms and forms[0].code == SCREEN_FORM else 0, _enrol_form(arms))
+    # Local: record_meta builds on this module's types.
+    from reports.exports.record_meta import SAFETY_EVENT_META, safety_forms, screening_forms
+
+    # SCREEN, ELIG, IE, ENROL, the visit forms, then AE and DEATH: the order of the CRFs a participant goes through.
+    criteria = list(EligibilityCriterion.objects.filter(protocol_id=protocol.pk).order_by("order"))
+    at = 1 if forms and forms[0].code == SCREEN_FORM else 0
+    forms[at:at] = [*screening_forms(criteria), _enrol_form(arms)]
+    forms += safety_forms()
     by_visit = {v.pk: EventMeta(v.code, v.name, v.name_zh, v.kind, v.day) for v in visits}
     screening = EventMeta(SCREENING_EVENT, "Screening and enrolment", "筛选与入组", "screening", None)
     return StudyMeta(
         protocol=protocol,
-        events=(screening, *by_visit.values()),
+        events=(screening, *by_visit.values(), SAFETY_EVENT_META),
         forms=tuple(forms),
         codelists=_codelists(forms),
         items_by_id=items_by_id,
         event_by_visit_definition=by_visit,
         arm_by_id={arm.pk: arm.code for arm in arms},
         form_ids={spec.code: spec.definition.pk for spec in protocol_forms(protocol).values()},
+        criteria=tuple((c.code, c.kind, not c.computed) for c in criteria),
     )
 
 
@@ -304,13 +330,44 @@ def plain(value: object) -> str:
     return str(value)
 
 
+def _flag(value: bool | None) -> str:
+    return "" if value is None else ("true" if value else "false")
+
+
 def subject_values(meta: StudyMeta, subject: SubjectRow) -> dict[str, dict[str, str]]:
-    """{form code: {item code: value}} of the two forms kept on the participant: SCREEN and ENROL."""
+    """{form code: {item code: value}} of the forms kept on the participant: SCREEN, ELIG and ENROL."""
     screen = {code: plain(getattr(subject, field)) for code, field in SCREENING_FIELDS.items()}
+    eligibility = {
+        "SCRNUM": subject.screening_number,
+        "SUBJID": subject.subject_id or "",
+        "STATUS": subject.status,
+        "ELIGFL": _flag(subject.eligible),
+        "CPSCORE": plain(subject.child_pugh_points),
+        "CPCLASS": subject.child_pugh_class or "",
+        "FAILRSN": ";".join(subject.screen_failure_reasons or ()),
+    }
     enrol = {
         "ARM": meta.arm_by_id.get(subject.arm_id, ""),
         "ENRLDAT": plain(subject.enrolment_date),
         "SEX": subject.sex,
         "AGE": str(age_on(subject.date_of_birth, subject.enrolment_date)) if subject.enrolment_date else "",
     }
-    return {SCREEN_FORM: screen, ENROL_FORM: enrol}
+    return {SCREEN_FORM: screen, ELIG_FORM: eligibility, ENROL_FORM: enrol}
+
+
+def criterion_values(meta: StudyMeta, subject: SubjectRow) -> list[dict[str, str]]:
+    """A candidate's answer and result of each criterion of their protocol version, in protocol order."""
+    if subject.answers is None:  # no screening record
+        return []
+    failed = set(subject.failed_criteria or ())
+    reasons = dict(reason.partition(": ")[::2] for reason in subject.screen_failure_reasons or ())
+    return [
+        {
+            "IETESTCD": code,
+            "IECAT": kind,
+            "ANSWER": _flag(subject.answers.get(code)) if asked else "",
+            "MET": _flag(code not in failed),
+            "REASON": reasons.get(code, "") if code in failed else "",
+        }
+        for code, kind, asked in meta.criteria
+    ]

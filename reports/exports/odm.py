@@ -5,15 +5,20 @@ one participant's values and one read chunk whatever the size of the trial. It v
 ODM 1.3.2 XML Schema and uses no vendor extension:
 
 - one MetaDataVersion per protocol version; each participant's data sit in the ClinicalData of their version;
-- the SCREENING event holds the screening CRF (SCREEN) and the enrolment (ENROL: arm, date, sex, age); the
-  visits M0 ... FU36 are the protocol's;
+- every screened candidate is a subject (keyed by subject number once enrolled, by screening number before);
+  the SCREENING event holds the screening CRF (SCREEN), eligibility and status (ELIG), each criterion's answer
+  and result (IE, a repeat per criterion) and the enrolment (ENROL: arm, date, sex, age); the visits M0 ... FU36
+  are the protocol's (the survival contacts are the SURV form of FU18 ... FU36); the SAFETY event holds the
+  adverse events (AE, a repeat per event keyed by its number) and the death report (DEATH): reports/exports/
+  odm_records.py;
 - a missing value is `IsNull="Yes"`, its reason a Flag whose value comes from the code list CL.MISSING_REASON;
   an item never entered is left out;
 - the sites are Locations in AdminData, each SubjectData names its site with SiteRef.
 
-With the audit trail the file is Transactional: first the history of every item value, one transaction per
-recorded change with its AuditRecord (who, where, when, why), then the current state (Upsert), so a reader
-applying the transactions in order ends with the data as they are.
+With the audit trail the file is Transactional: first the history of the screening, enrolment, adverse event
+and death records, then of every item value, one transaction per recorded change with its AuditRecord (who,
+where, when, why), then the current state (Upsert), so a reader applying the transactions in order ends with
+the data as they are.
 """
 
 import contextlib
@@ -28,19 +33,10 @@ from django.utils import timezone
 
 from capture.models import MissingReason
 from reports import selectors
-from reports.exports import escape, odm_metadata
-from reports.exports.metadata import (
-    ENROL_FORM,
-    MISSING_CODELIST,
-    SCREEN_FORM,
-    SCREENING_EVENT,
-    FormMeta,
-    StudyMeta,
-    study_meta,
-    subject_values,
-)
+from reports.exports import escape, odm_metadata, odm_records
+from reports.exports.metadata import MISSING_CODELIST, StudyMeta, study_meta
 from reports.exports.odm_metadata import location_oid, user_oid
-from reports.selectors import AuditRow, ExportScope, SubjectRow
+from reports.selectors import AuditRow, ExportScope
 
 NAMESPACE = "http://www.cdisc.org/ns/odm/v1.3"
 # Text handed to the web server at a time: large enough that the per-chunk cost vanishes, small enough to stream.
@@ -83,6 +79,7 @@ def _document(scope: ExportScope, audit: bool, exported_by: str, now: datetime.d
         for versions in studies:
             for meta in versions:
                 if audit:
+                    yield from odm_records.history(meta, scope)
                     yield from _history(meta, scope)
                 yield from _clinical_data(meta, scope, transactional=audit)
         yield "</ODM>\n"
@@ -160,19 +157,21 @@ def _form_heads(meta: StudyMeta) -> dict[int, str]:
 
 def _clinical_data(meta: StudyMeta, scope: ExportScope, *, transactional: bool) -> Iterator[str]:
     writers, heads = _writers(meta, transactional), _form_heads(meta)
-    screening_writer = _ScreeningWriter(meta, transactional)
+    screening_writer = odm_records.ScreeningWriter(meta, transactional)
     yield f'<ClinicalData StudyOID="{escape.attr(meta.protocol.code)}" MetaDataVersionOID="{meta.oid}">'
     subjects = selectors.subjects(scope, meta.protocol.pk)
     value_rows = selectors.values(scope, protocol_id=meta.protocol.pk)
+    safety_writer = odm_records.SafetyWriter(meta, scope, transactional)
     for subject, visits in selectors.casebooks(subjects, value_rows):
         parts = [
-            f'<SubjectData SubjectKey="{escape.attr(subject.subject_id)}">'
+            f'<SubjectData SubjectKey="{escape.attr(subject.key)}">'
             f'<SiteRef LocationOID="{location_oid(scope.site_number(subject.site_id))}"/>',
             screening_writer.event(subject),
         ]
         for rows in visits:
             event = meta.event_by_visit_definition[rows[0][1]]
             parts.append(_event(event.oid, rows, writers, heads))
+        parts.append(safety_writer.event(subject))
         parts.append("</SubjectData>")
         yield "".join(parts)
     yield "</ClinicalData>"
@@ -205,31 +204,6 @@ def _event(event_oid: str, rows: list[selectors.ValueRow], writers: dict[int, _I
         parts.append(text)
     parts.append(f"{_FORM_CLOSE}</StudyEventData>")
     return "".join(parts)
-
-
-class _ScreeningWriter:
-    """The SCREENING event of a subject: the screening CRF and the enrolment, from the participant's rows."""
-
-    def __init__(self, meta: StudyMeta, transactional: bool) -> None:
-        self.meta = meta
-        self.forms = [form for form in meta.forms_at(SCREENING_EVENT) if form.code in (SCREEN_FORM, ENROL_FORM)]
-        self.kind = ' TransactionType="Upsert"' if transactional else ""
-
-    def event(self, subject: SubjectRow) -> str:
-        values = subject_values(self.meta, subject)
-        forms = "".join(self._form(form, values.get(form.code, {})) for form in self.forms)
-        return f'<StudyEventData StudyEventOID="SE.{SCREENING_EVENT}">{forms}</StudyEventData>' if forms else ""
-
-    def _form(self, form: FormMeta, values: dict[str, str]) -> str:
-        items = "".join(
-            f'<ItemData ItemOID="{escape.attr(item.oid)}"{self.kind} Value="{escape.attr(values[item.code])}"/>'
-            for item in form.items
-            if values.get(item.code)
-        )
-        if not items:
-            return ""
-        group = f'<ItemGroupData ItemGroupOID="{form.group_oid}">{items}</ItemGroupData>'
-        return f'<FormData FormOID="{form.oid}">{group}</FormData>'
 
 
 # --- History --------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from reports.selectors import AuditUser
 from trial.models import Site, VisitKind
 
 LANGUAGES = ("en", "zh-Hans")
+COMMON = "common"  # the kind of the SAFETY event
 
 
 def translated(element: str, english: str, chinese: str = "") -> str:
@@ -73,8 +74,9 @@ def metadata_version(meta: StudyMeta) -> Iterator[str]:
 
 
 def _event_mandatory(event: EventMeta) -> str:
-    # Survival contacts may be made by telephone, or not at all once the participant has died.
-    return "No" if event.kind == VisitKind.FOLLOW_UP else "Yes"
+    # Survival contacts may be made by telephone, or not at all once the participant has died; many participants
+    # have no adverse event and no death report.
+    return "No" if event.kind in (VisitKind.FOLLOW_UP, COMMON) else "Yes"
 
 
 def _event_def(meta: StudyMeta, event: EventMeta) -> str:
@@ -83,8 +85,11 @@ def _event_def(meta: StudyMeta, event: EventMeta) -> str:
         for order, form in enumerate(meta.forms_at(event.code), start=1)
     )
     category = f"Day {event.day}" if event.day is not None else "Before day 0"
+    kind = "Scheduled"
+    if event.kind == COMMON:  # records of any time: adverse events, the death report
+        category, kind = "Any time", "Common"
     return (
-        f'<StudyEventDef OID="{event.oid}" Name="{escape.attr(event.name)}" Repeating="No" Type="Scheduled" '
+        f'<StudyEventDef OID="{event.oid}" Name="{escape.attr(event.name)}" Repeating="No" Type="{kind}" '
         f'Category="{category}">{translated("Description", event.name, event.name_zh)}{refs}</StudyEventDef>'
     )
 
@@ -104,7 +109,8 @@ def _item_group_def(form: FormMeta) -> str:
         mandatory = "Yes" if item.required else "No"
         refs.append(f'<ItemRef ItemOID="{item.oid}" OrderNumber="{order}" Mandatory="{mandatory}"{method}/>')
     return (
-        f'<ItemGroupDef OID="{form.group_oid}" Name="{escape.attr(form.name)}" Repeating="No">'
+        f'<ItemGroupDef OID="{form.group_oid}" Name="{escape.attr(form.name)}" '
+        f'Repeating="{"Yes" if form.repeating else "No"}">'
         f"{''.join(refs)}</ItemGroupDef>"
     )
 

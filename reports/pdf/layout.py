@@ -1,6 +1,7 @@
 """Paragraph styles, tables and number formats shared by every section."""
 
 import functools
+from decimal import Decimal
 
 from django.utils.translation import gettext as _
 from reportlab.lib import colors
@@ -9,6 +10,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, Spacer, Table, TableStyle
 
 from reports.pdf import fonts
+from reports.statistics.labs import round_half_up
 
 GRID = colors.HexColor("#9aa5b1")
 HEADER_FILL = colors.HexColor("#e4e9ee")
@@ -94,9 +96,15 @@ def _lines(header: list[object], count: int) -> list[list[object]]:
     return header if count > 1 else [header]
 
 
-def number(value: float | None, decimals: int) -> str:
-    return MISSING if value is None else f"{value:.{decimals}f}"
+def number(value: float | Decimal | None, decimals: int) -> str:
+    """A statistic as printed; a Decimal is rounded half up from its exact value, never through a float."""
+    if value is None:
+        return MISSING
+    if isinstance(value, Decimal):
+        return f"{round_half_up(value, decimals):f}"
+    return f"{value:.{decimals}f}"
 
 
 def percent(part: int, whole: int) -> str:
-    return MISSING if not whole else f"{part} ({100 * part / whole:.0f}%)"
+    # Exact: 1 of 8 is 12.5%, printed 13% (half up), where a float's format rounds half to even.
+    return MISSING if not whole else f"{part} ({round_half_up(Decimal(100 * part) / whole, 0):f}%)"

@@ -33,7 +33,7 @@ from reports.statistics.safety import (
     serious_events,
 )
 from reports.statistics.scope import cutoff_day, enrolled, sites_of
-from reports.statistics.survival import AT_RISK_MONTHS, KaplanMeierCurve, kaplan_meier
+from reports.statistics.survival import AT_RISK_MONTHS, KaplanMeierCurve, LogRank, kaplan_meier, log_rank
 from reports.statistics.visits import visit_completion
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "EnrolmentSummary",
     "KaplanMeierCurve",
     "LabKey",
+    "LogRank",
     "QueryAges",
     "SaeRow",
     "SignatureCounts",
@@ -60,6 +61,7 @@ __all__ = [
     "hepatitis_status",
     "kaplan_meier",
     "lab_gradings",
+    "log_rank",
     "numeric_summary",
     "open_queries_by_site",
     "participants_with_events",

@@ -1,21 +1,26 @@
 """Lab outcomes by arm and visit: n, mean, sample SD and median of numeric items; change from baseline; the
 hepatitis serology results.
 
-Everything is aggregated in the database, the same way on PostgreSQL and SQLite so that both give the same
-numbers: n, sum and sum of squares per group (SQLite has no sample SD that accepts a group of one), from which
-mean and SD follow; the median from window functions (row number and partition size), the database returning
-only the one or two middle values of each group.
+Exact numbers: the values are read one by one as the Decimals that were typed (PostgreSQL numeric; SQLite's REAL
+columns are turned back into the column's decimals by Django), in group order, one query; the statistics are
+computed on those Decimals, never through a float and never by SQL aggregates (SQLite's SUM and AVG are floating
+point). The mean is the exact sum divided by n at 60 significant digits (a quotient with n < 10^40 cannot
+carry a run of 40 zeros or nines, so rounding it to the printed places is rounding the exact fraction); the SD
+is two-pass (the sum of squared deviations from that mean: no cancellation of large sums of squares); the median
+is the middle value or the exact half-sum of the two middle ones. Printing rounds half up from the Decimal
+(`round_half_up`). Memory holds one group's values (one arm at one visit) at a time.
 """
 
 import datetime
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+from itertools import groupby
+from operator import itemgetter
 from typing import NamedTuple
 
-from django.db.models import Count, F, FilteredRelation, Q, QuerySet, Sum, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, F, FilteredRelation, Q, QuerySet
 
 from capture.models import ItemValue
 from reports.statistics.scope import enrolled
@@ -40,9 +45,33 @@ class LabKey(NamedTuple):
 @dataclass(frozen=True)
 class Summary:
     n: int
-    mean: float | None
-    sd: float | None  # sample standard deviation; None below two values
-    median: float | None
+    mean: Decimal | None
+    sd: Decimal | None  # sample standard deviation; None below two values
+    median: Decimal | None
+
+
+EXACT = Context(prec=60)
+
+
+def round_half_up(value: Decimal, places: int) -> Decimal:
+    """A statistic as printed: rounded half up at `places` decimals, from the Decimal itself."""
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=EXACT)
+
+
+def describe(values: list[Decimal], *, median: bool = True) -> Summary:
+    """n, mean, sample SD (two-pass) and median of exact decimals."""
+    n = len(values)
+    if not n:
+        return Summary(n=0, mean=None, sd=None, median=None)
+    with localcontext(EXACT):
+        mean = sum(values, Decimal(0)) / n
+        sd = (sum(((x - mean) ** 2 for x in values), Decimal(0)) / (n - 1)).sqrt() if n > 1 else None
+        middle = None
+        if median:
+            ordered = sorted(values)
+            half = n // 2
+            middle = ordered[half] if n % 2 else (ordered[half - 1] + ordered[half]) / 2
+    return Summary(n=n, mean=mean, sd=sd, median=middle)
 
 
 def _values(participants: QuerySet[Participant], cutoff: datetime.datetime) -> QuerySet[ItemValue]:
@@ -68,16 +97,16 @@ def numeric_summary(
 ) -> dict[LabKey, Summary]:
     """{(form, item, arm, visit): Summary} of every numeric value of the `forms` and of the (form, item) `items`.
 
-    Two queries: n, mean and SD grouped; then the middle values of each group for its median.
+    One query: the values in group order, each group summarised as it ends.
     """
     values = _values(participants, cutoff).filter(_items(forms, items), number__isnull=False)
-    grouped = values.values(**_codes()).annotate(**_moments(F("number")))
-    medians = _medians(values)
-    return {key: _summary(row, medians.get(key)) for row in grouped.order_by() for key in [_key(row)]}
+    rows = values.values_list(*_GROUP.values(), "number").order_by(*_GROUP.values(), "number")
+    return {key: describe(numbers) for key, numbers in _groups(rows)}
 
 
-def _moments(value: F) -> dict[str, object]:
-    return {"n": Count(value), "total": Sum(value), "squares": Sum(value * value)}
+def _groups(rows: QuerySet) -> Iterator[tuple[LabKey, list[Decimal]]]:
+    for key, group in groupby(rows.iterator(chunk_size=4000), key=itemgetter(0, 1, 2, 3)):
+        yield LabKey(*key), [row[4] for row in group]
 
 
 def _codes() -> dict[str, F]:
@@ -86,32 +115,6 @@ def _codes() -> dict[str, F]:
 
 def _key(row: dict) -> LabKey:
     return LabKey(*(row[name] for name in _GROUP))
-
-
-def _summary(row: dict, median: float | None) -> Summary:
-    n = row["n"]
-    total, squares = _decimal(row["total"]), _decimal(row["squares"])
-    if not n:
-        return Summary(n=0, mean=None, sd=None, median=None)
-    sd = None
-    if n > 1:
-        variance = (squares - total * total / n) / (n - 1)
-        sd = float(max(variance, Decimal(0)).sqrt())
-    return Summary(n=n, mean=float(total / n), sd=sd, median=median)
-
-
-def _medians(values: QuerySet[ItemValue]) -> dict[LabKey, float]:
-    partition = [F(name) for name in _GROUP]
-    ranked = values.annotate(**_codes()).annotate(
-        rank=Window(RowNumber(), partition_by=partition, order_by=F("number").asc()),
-        size=Window(Count("pk"), partition_by=partition),
-    )
-    # The middle value of an odd-sized group, or the two middle values of an even-sized one (integer division).
-    middle = ranked.filter(Q(rank=(F("size") + 1) / 2) | Q(rank=(F("size") + 2) / 2))
-    found: dict[LabKey, list[Decimal]] = defaultdict(list)
-    for *key, number in middle.values_list(*_GROUP, "number").order_by():
-        found[LabKey(*key)].append(Decimal(str(number)))
-    return {key: float(sum(pair) / len(pair)) for key, pair in found.items()}
 
 
 def change_from_baseline(
@@ -145,8 +148,10 @@ def change_from_baseline(
         )
     )
     paired = paired.filter(baseline__number__isnull=False)
-    grouped = paired.values(**_codes()).annotate(**_moments(F("number") - F("baseline__number")))
-    return {_key(row): _summary(row, None) for row in grouped.order_by()}
+    rows = paired.values_list(*_GROUP.values(), "number", "baseline__number").order_by(*_GROUP.values())
+    changes = groupby(rows.iterator(chunk_size=4000), key=itemgetter(0, 1, 2, 3))
+    # Exact: the differences of the Decimals that were typed.
+    return {LabKey(*key): describe([row[4] - row[5] for row in group], median=False) for key, group in changes}
 
 
 def hepatitis_status(
@@ -165,8 +170,3 @@ def hepatitis_status(
     for row in rows:
         table[_key(row)][row["result"]] = row["n"]
     return dict(table)
-
-
-def _decimal(value: object) -> Decimal:
-    # PostgreSQL sums numerics exactly; SQLite in floating point.
-    return Decimal(0) if value is None else Decimal(str(value))

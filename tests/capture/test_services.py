@@ -201,6 +201,10 @@ def test_child_pugh_and_meld_are_derived_across_forms(coordinator1, m3):
     meld = ItemValue.objects.get(visit=m3, item__code="MELD").number
     # bilirubin 40/17.1 mg/dL, creatinine 1 mg/dL, INR 1.5: 3.78 ln 2.339 + 11.2 ln 1.5 + 0 + 6.43 = 14.19
     assert meld == 14
+    assert not ItemValue.objects.filter(visit=m3, item__code="MELDNA", number__isnull=False).exists()  # no sodium
+    save(coordinator1, m3, form="KIDNEY", version=1, values={**kidney, "SODIUM": "128"})
+    # MELD(i) 14 > 11: 14 + 1.32 x 9 - 0.033 x 14 x 9 = 21.72 -> 22
+    assert ItemValue.objects.get(visit=m3, item__code="MELDNA").number == 22
     save(coordinator1, m3, version=1, values=liver(m3, BILI="60", ALB="30", BILDIR="10"))
     assert ItemValue.objects.get(visit=m3, item__code="CPSCORE").number == 9
     m3.refresh_from_db()

@@ -58,6 +58,8 @@ def test_the_archive_holds_every_dataset(entered, datamanager):
         "data_dictionary",
         "SITES",
         "SCREEN",
+        "ELIG",
+        "IE",
         "ENROL",
         "LAB_LONG",
         "AE",
@@ -159,7 +161,7 @@ def test_the_data_dictionary_names_every_column(entered, datamanager):
         "U/L",
         "10000",
         "9",
-        "yes",
+        "true",
     )
     assert dictionary[("CLIN", "ASCITES")]["choices"].startswith("none=None/无; mild=Mild/轻度")
     assert dictionary[("LIPGLU", "NONHDL")]["derived_from"] == "CHOL - HDL"
@@ -213,7 +215,7 @@ def test_adverse_events_and_survival_are_datasets_of_the_scope(entered, coordina
     assert by_subject[first.subject_id]["term"] == "发热 fever"
     assert (by_subject[second.subject_id]["grade"], by_subject[second.subject_id]["status"]) == ("2", "reported")
     assert {row["subject"] for row in datasets["SURVIVAL"]} == {first.subject_id, second.subject_id}
-    assert all(row["died"] == "no" and row["censored"] == "yes" for row in datasets["SURVIVAL"])
+    assert all(row["died"] == "false" and row["censored"] == "true" for row in datasets["SURVIVAL"])
     site1_only = make_user("dm1", {site1: Role.DATA_MANAGER})
     assert [row["subject"] for row in export(site1_only)["AE"]] == [first.subject_id]
     dictionary = {(row["dataset"], row["column"]) for row in datasets["data_dictionary"]}

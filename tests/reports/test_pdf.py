@@ -2,6 +2,7 @@
 
 import datetime
 import io
+import re
 
 import pypdf
 import pypdfium2
@@ -92,7 +93,10 @@ def test_summary_shows_the_hand_computed_numbers(summary_pdf):
     # IL6 change at month 3: CONV +2, +1 -> n 2, mean 1.500, SD 0.7071; MSC -4, -3 -> n 2, mean -3.500, SD 0.7071
     assert "Month 3 2 1.500 0.7071 – 2 -3.500 0.7071 –" in text
     # Kaplan-Meier: MSC 3 participants, 2 deaths, 1 censored, S(6) = 0.667, S(12) = 0.333
-    assert "3 2 1 0.667 0.333" in text
+    # with 95% CIs (Greenwood, log-log: tests/reports/test_statistics.py checks them against lifelines)
+    assert re.search(r"3 2 1 0\.667 \(0\.\d{3}-0\.\d{3}\) 0\.333 \(0\.\d{3}-0\.\d{3}\)", text)
+    # MSC median: day 300 = 9.9 months; CONV's S stays at 0.5 from day 150 = 4.9 months
+    assert "Median survival" in text and "9.9" in text and "Log-rank test" in text
     # Site 1's open queries: 2, 1, 1 (total 4); 27 values entered, 7 verified, 25%; 9 complete visits, 6 unsigned
     assert "2 1 1 4 27 7 25% 9 6" in text
 

@@ -4,6 +4,7 @@ Sample SD: sqrt(sum of squared deviations / (n - 1)). Median: the middle value, 
 """
 
 import datetime
+import math
 from decimal import Decimal
 
 import pytest
@@ -134,7 +135,8 @@ def summary(n, mean, sd, median):
 
 
 def as_tuple(found):
-    return (found.n, found.mean, found.sd, found.median)
+    floats = (None if value is None else float(value) for value in (found.mean, found.sd, found.median))
+    return (found.n, *floats)
 
 
 def test_lab_summary_n_mean_sd_median_by_arm_and_visit(trial, everyone):
@@ -180,14 +182,54 @@ def test_median_of_an_even_group_averages_the_two_middle_values(trial, everyone,
     assert as_tuple(found) == summary(4, 38.75, 8.7702, 37.5)
 
 
+def _crp_at_m3(trial, user, site, numbers: list[str]) -> stats.Summary:
+    """The MSC CRP M3 summary of participants added with these values (the fixed trial has no CRP)."""
+    item = ItemDefinition.objects.get(form__code="CYTO", code="CRP")
+    for number in numbers:
+        visit = enrolled(user, site, arm="MSC", days_ago=100).visits.get(definition__code="M3")
+        ItemValue.objects.create(
+            visit=visit, item=item, number=Decimal(number), updated_at=trial.cutoff - datetime.timedelta(hours=2)
+        )
+    everyone = access.participants(user)
+    return stats.numeric_summary(everyone, cutoff=timezone.now(), forms=["CYTO"])[
+        stats.LabKey("CYTO", "CRP", "MSC", "M3")
+    ]
+
+
+def test_printed_mean_is_rounded_half_up_from_the_exact_decimal(trial, coordinator1, site1):
+    from reports.pdf.layout import number
+
+    # (62.01 + 3 x 62.02) / 4 = 62.0175 exactly; a float holds 62.017499999..., which printed 62.017.
+    found = _crp_at_m3(trial, coordinator1, site1, ["62.01", "62.02", "62.02", "62.02"])
+    assert (found.n, found.mean, found.median) == (4, Decimal("62.0175"), Decimal("62.02"))
+    assert f"{float(found.mean):.3f}" == "62.017"
+    assert number(found.mean, 3) == "62.018"
+    assert number(Decimal("-0.125"), 2) == "-0.13" and number(Decimal("2.5"), 0) == "3"
+
+
+def test_sd_is_exact_where_a_sum_of_squares_cancels(trial, coordinator1, site1):
+    from fractions import Fraction
+    from statistics import variance
+
+    # Large values a little apart: the sum-of-squares formula in floating point loses every digit of the spread.
+    numbers = ["9999999.000001", "9999999.000002", "9999999.000003", "9999999.000004", "9999999.000006"]
+    found = _crp_at_m3(trial, coordinator1, site1, numbers)
+    exact = variance([Fraction(n) for n in numbers])  # on Fractions, statistics.variance is exact
+    assert found.n == 5
+    assert abs(found.sd**2 - Decimal(exact.numerator) / Decimal(exact.denominator)) < Decimal("1e-50")
+    assert found.mean == Decimal("9999999.0000032") and found.median == Decimal("9999999.000003")
+    squares = sum(float(n) ** 2 for n in numbers) - sum(float(n) for n in numbers) ** 2 / 5
+    assert abs(squares / 4 - float(exact)) > 1000 * float(exact)  # what the float formula gave
+
+
 def test_cytokine_change_from_baseline(trial, everyone):
     change = stats.change_from_baseline(everyone, cutoff=trial.cutoff, forms=["CYTO"])
     # IL6 MSC M3: P1 10 -> 6 (-4), P2 12 -> 9 (-3); P4 has no M3 -> n 2, mean -3.5, SD sqrt(0.5) = 0.707
     msc = change[stats.LabKey("CYTO", "IL6", "MSC", "M3")]
-    assert (msc.n, msc.mean, msc.sd) == (2, approx(-3.5), approx(0.7071))
+    assert (msc.n, msc.mean, float(msc.sd)) == (2, Decimal("-3.5"), approx(0.7071))
     # IL6 CONV M3: P3 9 -> 11 (+2), P5 7 -> 8 (+1); P6's 14 came after the cut-off -> n 2, mean 1.5
     conv = change[stats.LabKey("CYTO", "IL6", "CONV", "M3")]
-    assert (conv.n, conv.mean) == (2, approx(1.5))
+    assert (conv.n, conv.mean) == (2, Decimal("1.5"))
     assert set(change) == {stats.LabKey("CYTO", "IL6", arm, "M3") for arm in ("MSC", "CONV")}  # none at M0
 
 
@@ -381,7 +423,7 @@ SELECTORS = {  # name: (call, queries)
     "enrolment": (lambda p, c: stats.enrolment_summary(p, cutoff=c, criterion_codes=CRITERIA), 2),
     "consort": (lambda p, c: stats.consort_flow(p, cutoff=c, visit_codes=CLINIC_VISITS), 2),
     "visits": (lambda p, c: stats.visit_completion(p, cutoff=c), 1),
-    "labs": (lambda p, c: stats.numeric_summary(p, cutoff=c, forms=["LIVER", "CYTO"], items=[("CLIN", "CPSCORE")]), 2),
+    "labs": (lambda p, c: stats.numeric_summary(p, cutoff=c, forms=["LIVER", "CYTO"], items=[("CLIN", "CPSCORE")]), 1),
     "change": (lambda p, c: stats.change_from_baseline(p, cutoff=c, forms=["CYTO"]), 2),
     "hepatitis": (lambda p, c: stats.hepatitis_status(p, cutoff=c), 1),
     "grade": (lambda p, c: stats.adverse_events_by_grade(p, cutoff=c), 1),
@@ -467,3 +509,96 @@ def test_each_selector_runs_the_same_few_queries_at_two_sizes(trial, everyone, c
     assert small == large == {name: expected for name, (_call, expected) in SELECTORS.items()}
     assert stats.enrolment_summary(everyone, cutoff=later, criterion_codes=CRITERIA).enrolled == 14
     assert len(stats.serious_events(everyone, cutoff=later)) == 2 + 8
+
+
+# --- Survival against lifelines ----------------------------------------------------------------------------
+
+# (days, died): ties of deaths, of censorings, and of a death with a censoring; a censoring at the end.
+SURVIVAL_SETS = {
+    "ties": (
+        [(5, True), (8, True), (8, True), (12, False), (12, True), (15, True), (20, False), (21, True), (30, False)],
+        [(6, True), (9, False), (9, False), (14, True), (18, True), (25, False), (25, False), (33, True), (40, False)],
+    ),
+    "heavy censoring": (
+        [(3, False), (4, True), (7, False), (7, False), (10, True), (11, False), (16, False), (16, True)],
+        [(2, True), (2, True), (3, True), (5, False), (6, True), (6, True), (8, False), (9, True), (13, True)],
+    ),
+    "median not reached": (
+        [(10, True), (20, False), (30, False), (40, True), (50, False), (60, False), (70, False)],
+        [(4, True), (5, True), (8, True), (8, False), (9, True), (12, True), (14, True)],
+    ),
+}
+
+
+def _lifelines(times):
+    from lifelines import KaplanMeierFitter
+
+    fitter = KaplanMeierFitter().fit([d for d, _ in times], [died for _, died in times])
+    return fitter
+
+
+def _none_for_inf(value):
+    return None if math.isinf(value) else value
+
+
+@pytest.mark.parametrize("name", sorted(SURVIVAL_SETS))
+def test_kaplan_meier_intervals_and_median_match_lifelines(name):
+    from lifelines.utils import median_survival_times
+
+    for arm, times in zip(("A", "B"), SURVIVAL_SETS[name], strict=True):
+        curve = product_limit(arm, times)
+        fitter = _lifelines(times)
+        interval = fitter.confidence_interval_
+        for step in curve.steps:
+            assert step.survival == pytest.approx(fitter.survival_function_.loc[step.days].iloc[0], abs=1e-12)
+            low, high = step.confidence
+            assert low == pytest.approx(interval.loc[step.days].iloc[0], abs=1e-9)
+            assert high == pytest.approx(interval.loc[step.days].iloc[1], abs=1e-9)
+        assert curve.median() == _none_for_inf(fitter.median_survival_time_)
+        bounds = median_survival_times(interval)
+        assert curve.median_confidence() == (
+            _none_for_inf(bounds.iloc[0, 0]),
+            _none_for_inf(bounds.iloc[0, 1]),
+        )
+
+
+def test_median_interval_is_not_reached_where_the_upper_limit_stays_above_half():
+    curve = product_limit("A", SURVIVAL_SETS["median not reached"][0])
+    assert curve.median() is None and curve.median_confidence()[1] is None
+
+
+@pytest.mark.parametrize("name", sorted(SURVIVAL_SETS))
+def test_log_rank_matches_lifelines(name):
+    from lifelines.statistics import logrank_test
+
+    first, second = SURVIVAL_SETS[name]
+    expected = logrank_test(
+        [d for d, _ in first], [d for d, _ in second], [e for _, e in first], [e for _, e in second]
+    )
+    found = stats.log_rank(product_limit("A", first), product_limit("B", second))
+    assert found.chi_square == pytest.approx(expected.test_statistic, rel=1e-9)
+    assert found.p_value == pytest.approx(expected.p_value, rel=1e-9)
+    assert found.observed == (sum(e for _, e in first), sum(e for _, e in second))
+    assert sum(found.expected) == pytest.approx(sum(found.observed))
+
+
+def test_log_rank_without_deaths_is_not_computed():
+    assert stats.log_rank(product_limit("A", [(5, False)]), product_limit("B", [(7, False)])) is None
+
+
+def test_kaplan_meier_of_the_fixed_trial_gives_medians_and_intervals(trial, everyone):
+    curves = stats.kaplan_meier(everyone, cutoff=trial.cutoff)
+    msc = curves["MSC"]
+    # MSC: deaths on days 100 and 300, censored 370: S drops to 0.3333 on day 300, so the median is day 300.
+    assert msc.median() == 300
+    low, high = msc.confidence_at(6)
+    assert low < msc.survival_at(6) < high
+    assert stats.log_rank(curves["MSC"], curves["CONV"]).observed == (2, 1)
+
+
+def test_printed_percentages_round_half_up():
+    from reports.pdf.layout import percent
+
+    # 1 of 8 is 12.5% exactly: half up gives 13%, where formatting the float rounds half to even (12%).
+    assert f"{100 * 1 / 8:.0f}" == "12"
+    assert (percent(1, 8), percent(3, 8), percent(2, 3), percent(0, 0)) == ("1 (13%)", "3 (38%)", "2 (67%)", "–")

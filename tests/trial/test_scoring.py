@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from trial.protocol_file import DEFAULT_PATH
-from trial.scoring import child_pugh, meld
+from trial.scoring import child_pugh, meld, meld_na
 
 TABLE = yaml.safe_load(DEFAULT_PATH.read_text())["eligibility"]["child_pugh"]
 BASE = {"bilirubin": "20", "albumin": "40", "inr": "1.0", "ascites": "none", "encephalopathy": "none"}
@@ -102,3 +102,63 @@ def test_meld_caps_creatinine_at_four_and_dialysis_counts_as_four():
         bilirubin_umol_l=Decimal("17.1"), creatinine_umol_l=Decimal("60"), inr=Decimal("1"), on_dialysis=True
     )
     assert capped == dialysis == round(9.57 * 1.3862944 + 6.43)
+
+
+def _mg(bilirubin: str = "1", creatinine: str = "1", inr: str = "1") -> dict:
+    """Arguments in mg/dL, converted to the SI units the functions take."""
+    return {
+        "bilirubin_umol_l": Decimal(bilirubin) * Decimal("17.1"),
+        "creatinine_umol_l": Decimal(creatinine) * Decimal("88.4"),
+        "inr": Decimal(inr),
+    }
+
+
+def test_meld_is_capped_at_forty():
+    assert meld(bilirubin_umol_l=Decimal(1000), creatinine_umol_l=Decimal(3000), inr=Decimal(15)) == 40
+
+
+def test_meld_rounds_to_the_tenth_then_times_ten_half_up():
+    # 0.957 ln 1.5 + 0.643 = 1.031032...; bilirubin 1.65 mg/dL adds 0.378 ln 1.65 = 0.189297...: 1.2203 -> 12.
+    assert meld(**_mg(creatinine="1.5")) == 10
+    assert meld(**_mg(creatinine="1.5", bilirubin="1.65")) == 12
+    # 0.643 + 0.0070...01 (INR just above e^(0.007/1.12)) rounds to 0.7 -> 7; just below 0.65 it stays 6.
+    inr = (Decimal("0.007") / Decimal("1.120")).exp()
+    assert meld(**{**_mg(), "inr": inr + Decimal("1e-9")}) == 7
+    assert meld(**{**_mg(), "inr": inr - Decimal("1e-9")}) == 6
+
+
+def test_meld_creatinine_at_its_bounds():
+    at_four = meld(**_mg(creatinine="4"))
+    assert meld(**_mg(creatinine="4.01")) == at_four == meld(**_mg(creatinine="9"))
+    assert meld(**_mg(creatinine="0.5"), on_dialysis=True) == at_four
+    assert meld(**_mg(creatinine="0.99")) == meld(**_mg(creatinine="1")) == 6
+
+
+@pytest.mark.parametrize(
+    ("sodium", "expected"),
+    [
+        # MELD(i) 20 (bilirubin 1, creatinine 4, INR 1: 0.957 ln 4 + 0.643 = 1.9697 -> 2.0 -> 20).
+        ("137", 20),  # no adjustment at 137
+        ("150", 20),  # above 137 counts as 137
+        ("136", 21),  # 20 + 1.32 - 0.66 = 20.66 -> 21
+        ("125", 28),  # 20 + 15.84 - 7.92 = 27.92 -> 28
+        ("110", 28),  # below 125 counts as 125
+    ],
+)
+def test_meld_na_bounds_sodium_to_125_137(sodium, expected):
+    assert meld_na(**_mg(creatinine="4"), sodium_mmol_l=Decimal(sodium)) == expected
+
+
+def test_meld_na_applies_only_above_eleven():
+    # creatinine 1.6 mg/dL: 0.957 ln 1.6 + 0.643 = 1.0928 -> 1.1 -> MELD(i) 11: sodium does not count.
+    assert meld(**_mg(creatinine="1.6")) == 11
+    assert meld_na(**_mg(creatinine="1.6"), sodium_mmol_l=Decimal(125)) == 11
+    # creatinine 1.7: 0.957 ln 1.7 + 0.643 = 1.1508 -> 1.2 -> 12, and then sodium counts: 12 + 15.84 - 4.752.
+    assert meld(**_mg(creatinine="1.7")) == 12
+    assert meld_na(**_mg(creatinine="1.7"), sodium_mmol_l=Decimal(125)) == 23
+
+
+def test_meld_na_is_capped_at_forty():
+    worst = {"bilirubin_umol_l": Decimal(1000), "creatinine_umol_l": Decimal(3000), "inr": Decimal(15)}
+    assert meld_na(**worst, sodium_mmol_l=Decimal(120)) == 40
+    assert meld_na(**_mg(bilirubin="20", creatinine="4", inr="3"), sodium_mmol_l=Decimal(125)) == 40

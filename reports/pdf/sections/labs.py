@@ -130,7 +130,7 @@ def _mean_chart(
     item = context.item(form_code, item_code)
     series = {
         context.arm_label(arm): [
-            (months(visit), found.mean)
+            (months(visit), float(found.mean))
             for visit in _visits_of(context, form_code)
             for found in [summary.get(stats.LabKey(form_code, item_code, arm, visit.code))]
             if found is not None and found.mean is not None
@@ -152,7 +152,7 @@ def _change_chart(context: ReportContext, change: dict[stats.LabKey, stats.Summa
     series = {}
     for arm in context.arm_codes:
         points = [
-            (months(visit), found.mean)
+            (months(visit), float(found.mean))
             for visit in _visits_of(context, CYTOKINES, after_baseline=True)
             for found in [change.get(stats.LabKey(CYTOKINES, item.code, arm, visit.code))]
             if found is not None and found.mean is not None

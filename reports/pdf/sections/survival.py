@@ -36,6 +36,16 @@ def section(context: ReportContext) -> list[Flowable]:
         gap(),
         heading(_("Survival estimates"), 2),
         _estimates(context, curves, arms),
+        gap(),
+        heading(_("Median survival"), 2),
+        _medians(context, curves, arms),
+        note(_log_rank_text(context, curves, arms)),
+        note(
+            _(
+                "S(t) with its 95% confidence interval (Greenwood variance, log-log transform). Median survival "
+                "with its 95% confidence interval (Brookmeyer-Crowley, log-log transform); NR: not reached."
+            )
+        ),
         note(
             _(
                 "Time from enrolment to death; anyone else (withdrawn participants included) is censored at the last "
@@ -60,10 +70,39 @@ def _estimates(context: ReportContext, curves: dict, arms: list[str]) -> Flowabl
         line = [context.arm_label(code), curve.n, curve.events, curve.n - curve.events]
         line += [_estimate(curve, months) for months in ESTIMATE_MONTHS]
         rows.append(line)
-    return table(header, rows, widths=[55 * mm] + [22 * mm] * (3 + len(ESTIMATE_MONTHS)))
+    return table(header, rows, widths=[55 * mm] + [18 * mm] * 3 + [34 * mm] * len(ESTIMATE_MONTHS))
 
 
 def _estimate(curve: stats.KaplanMeierCurve, months: int) -> str:
     # Past the last follow-up time the estimate is not defined.
     followed = curve.times and curve.times[-1][0] >= months * DAYS_PER_MONTH
-    return number(curve.survival_at(months), 3) if followed else MISSING
+    if not followed:
+        return MISSING
+    low, high = curve.confidence_at(months)
+    return f"{number(curve.survival_at(months), 3)} ({number(low, 3)}-{number(high, 3)})"
+
+
+def _medians(context: ReportContext, curves: dict, arms: list[str]) -> Flowable:
+    header = [_("Arm"), _("Median (months)"), _("95% CI (months)")]
+    rows = []
+    for code in arms:
+        curve = curves[code]
+        low, high = curve.median_confidence()
+        rows.append([context.arm_label(code), _months(curve.median()), f"{_months(low)} - {_months(high)}"])
+    return table(header, rows, widths=[55 * mm, 40 * mm, 50 * mm])
+
+
+def _months(days: int | None) -> str:
+    return _("NR") if days is None else number(days / DAYS_PER_MONTH, 1)
+
+
+def _log_rank_text(context: ReportContext, curves: dict, arms: list[str]) -> str:
+    test = stats.log_rank(curves[arms[0]], curves[arms[1]]) if len(arms) == 2 else None
+    if test is None:
+        return _("Log-rank test: not computable (two arms with at least one death are needed).")
+    return _("Log-rank test, %(first)s vs %(second)s: chi-square %(chi)s on 1 df, p = %(p)s.") % {
+        "first": context.arm_label(arms[0]),
+        "second": context.arm_label(arms[1]),
+        "chi": number(test.chi_square, 3),
+        "p": number(test.p_value, 4),
+    }
