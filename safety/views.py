@@ -28,7 +28,7 @@ from safety.models import AdverseEvent, AdverseEventStatus, Notification, Seriou
 from safety.records import RECORD_TYPE
 from trial import access
 from trial.access import Action
-from trial.alerts import alert_unread_count, alerts_mark_read, alerts_of
+from trial.alerts import alert_unread, alerts_mark_read, alerts_of
 from trial.errors import DomainError, InvalidInput
 from trial.models import Participant, ParticipantStatus
 
@@ -473,8 +473,9 @@ def _mark_read(user: object, ids: list[int]) -> None:
 @require_http_methods(["GET"])
 def notification_badge(request: HttpRequest) -> HttpResponse:
     """The navigation bar's unread count of safety notices and in-app alerts (an htmx fragment, fetched after the
-    page loads): two queries, and none on the page itself. Without a session, nothing to swap in (204) rather than the login page."""
+    page loads): one query, and none on the page itself. Without a session, nothing to swap in (204) rather than
+    the login page."""
     if not request.user.is_authenticated:
         return HttpResponse(status=204)
-    count = selectors.unread_count(request.user) + alert_unread_count(request.user)
+    count = selectors.unread_count(request.user, alerts=alert_unread(request.user))
     return render(request, "safety/_notification_badge.html", {"count": count})

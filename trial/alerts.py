@@ -42,8 +42,9 @@ def alerts_of(user: object) -> list[Alert]:
     return list(Alert.objects.filter(user=user).order_by("-created_at", "-id")[:ALERTS_SHOWN])
 
 
-def alert_unread_count(user: object) -> int:
-    return Alert.objects.filter(user=user, read_at__isnull=True).count()
+def alert_unread(user: object) -> QuerySet:
+    """The user's unread alerts (ids), for a count combined with other unread notices into one query."""
+    return Alert.objects.filter(user=user, read_at__isnull=True).values("id")
 
 
 def alerts_mark_read(*, user: object, ids: list[int]) -> None:
