@@ -385,7 +385,7 @@ def notifications_of(user: object) -> list[Notification]:
 def unread_count(user: object, *, alerts: QuerySet | None = None) -> int:
     """How many of the user's notifications (and of `alerts`, the user's unread in-app alerts' ids) are unread:
     the navigation bar's badge (1 query)."""
-    unread = Notification.objects.filter(user=user, read_at__isnull=True).values("id")
+    unread = Notification.objects.filter(user=user, read_at__isnull=True).order_by().values("id")
     if alerts is not None:
         unread = unread.union(alerts, all=True)
     return unread.count()

@@ -44,7 +44,7 @@ def alerts_of(user: object) -> list[Alert]:
 
 def alert_unread(user: object) -> QuerySet:
     """The user's unread alerts (ids), for a count combined with other unread notices into one query."""
-    return Alert.objects.filter(user=user, read_at__isnull=True).values("id")
+    return Alert.objects.filter(user=user, read_at__isnull=True).order_by().values("id")
 
 
 def alerts_mark_read(*, user: object, ids: list[int]) -> None:
