@@ -3,16 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MANAGE := DEBUG=1 $(BIN)/python manage.py
+# The development server's audit HMAC key (git-ignored), generated once; production keeps its key elsewhere.
+DEV_AUDIT_KEY := .audit-hmac-key
+RUN_MANAGE := AUDIT_HMAC_KEY_FILE=$(DEV_AUDIT_KEY) $(MANAGE)
 
 .PHONY: run test install lint format clean
 
-run: install
-	$(MANAGE) compile_translations
-	$(MANAGE) migrate --noinput
-	$(MANAGE) load_protocol
-	$(MANAGE) seed_demo
+run: install $(DEV_AUDIT_KEY)
+	$(RUN_MANAGE) compile_translations
+	$(RUN_MANAGE) migrate --noinput
+	$(RUN_MANAGE) load_protocol
+	$(RUN_MANAGE) seed_demo
 	@echo "Serving on http://127.0.0.1:8000 (demo users in README.md)"
-	$(MANAGE) runserver 127.0.0.1:8000
+	$(RUN_MANAGE) runserver 127.0.0.1:8000
+
+$(DEV_AUDIT_KEY):
+	umask 077 && $(BIN)/python -c "import secrets; print('dev-' + secrets.token_hex(4) + ':' + secrets.token_hex(32))" > $@
 
 test: install
 	$(MANAGE) compile_translations

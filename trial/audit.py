@@ -1,5 +1,6 @@
 """Writing and verifying the hash-chained audit trail. The one way any app records a change of trial data."""
 
+import functools
 import hashlib
 import hmac
 import json
@@ -49,15 +50,25 @@ _COLUMNS = (*_CONTENT_FIELDS, "previous_hash", "hash", "key_id")
 LEGACY_KEY_ID = ""
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+
+
 def _content_hash(previous_hash: str, content: dict, key_id: str) -> str:
     """The record's HMAC-SHA256 under the key `key_id` names; legacy records (key id "") were plain SHA-256 of
     the same payload without the key id. Raises KeyError for a key not in the keyring."""
     content = dict(content, at=content["at"].isoformat())
     if key_id == LEGACY_KEY_ID:
-        payload = previous_hash + json.dumps(content, sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(payload.encode()).hexdigest()
-    payload = previous_hash + json.dumps(dict(content, key_id=key_id), sort_keys=True, ensure_ascii=False)
-    return hmac.new(settings.AUDIT_HMAC_KEYRING[key_id], payload.encode(), hashlib.sha256).hexdigest()
+        return hashlib.sha256((previous_hash + _ENCODER.encode(content)).encode()).hexdigest()
+    content["key_id"] = key_id
+    mac = _keyed(key_id, settings.AUDIT_HMAC_KEYRING[key_id]).copy()
+    mac.update((previous_hash + _ENCODER.encode(content)).encode())
+    return mac.hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _keyed(key_id: str, secret: bytes) -> "hmac.HMAC":
+    # Keyed once per key (the secret is part of the cache key, so a changed keyring is never served stale).
+    return hmac.new(secret, digestmod=hashlib.sha256)
 
 
 def _lock_chain() -> None:
