@@ -10,7 +10,10 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: object, **options: object) -> None:
-        report = audit_check(full=True, source="verify")
+        try:
+            report = audit_check(full=True, source="verify")
+        except OSError as exc:  # the anchor folder: missing, full or not writable
+            raise CommandError(f"the anchor log under AUDIT_ANCHOR_DIR cannot be written: {exc}") from None
         if not report.intact:
             raise CommandError(f"audit trail broken: {report.problem}")
         head = report.head
