@@ -8,6 +8,7 @@ import datetime
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -33,6 +34,7 @@ from trial.access import Action
 from trial.audit import AuditEntry, audit_write
 from trial.errors import InvalidInput
 from trial.models import FormDefinition, Participant, Visit
+from trial.signing import SignatureTarget, signature_password_check
 
 SIGNATURE_MEANING = "I confirm that the data are accurate and complete."
 
@@ -281,11 +283,19 @@ def items_verify(*, user: object, visit_id: int, form_code: str, item_codes: lis
 # --- Signatures --------------------------------------------------------------------------------------------
 
 
-@transaction.atomic
-def visit_sign(*, user: object, visit_id: int, password: str) -> Signature:
-    """The investigator signs a visit's data after entering their password again (21 CFR 11.200)."""
+def visit_sign(*, user: object, visit_id: int, password: str, request: HttpRequest | None = None) -> Signature:
+    """The investigator signs a visit's data after entering their password again (21 CFR 11.200). A wrong
+    password counts towards the account's lockout, is audited and alerts the site's data managers."""
     visit = visit_or_404(user, visit_id, Action.SIGN)
-    _check_password(user, password)
+    label = f"visit {visit.definition.code} of {visit.participant}"
+    target = SignatureTarget("visit", str(visit.pk), label, visit.participant)
+    signature_password_check(request=request, user=user, password=password, target=target)
+    return _visit_sign(user=user, visit_id=visit.pk)
+
+
+@transaction.atomic
+def _visit_sign(*, user: object, visit_id: int) -> Signature:
+    visit = visit_or_404(user, visit_id, Action.SIGN)
     incomplete = [spec.code for spec in visit_forms(visit) if not _complete(visit, spec.definition)]
     if incomplete:
         raise InvalidInput(
@@ -294,11 +304,20 @@ def visit_sign(*, user: object, visit_id: int, password: str) -> Signature:
     return _sign(user, visit.participant, visit)
 
 
-@transaction.atomic
-def casebook_sign(*, user: object, participant_id: int, password: str) -> Signature:
-    """The investigator signs the participant's whole casebook as it stands."""
+def casebook_sign(
+    *, user: object, participant_id: int, password: str, request: HttpRequest | None = None
+) -> Signature:
+    """The investigator signs the participant's whole casebook as it stands (the password checked as for a
+    visit)."""
     participant = access.participant_or_404(user, participant_id, Action.SIGN)
-    _check_password(user, password)
+    target = SignatureTarget("participant", str(participant.pk), f"the casebook of {participant}", participant)
+    signature_password_check(request=request, user=user, password=password, target=target)
+    return _casebook_sign(user=user, participant_id=participant.pk)
+
+
+@transaction.atomic
+def _casebook_sign(*, user: object, participant_id: int) -> Signature:
+    participant = access.participant_or_404(user, participant_id, Action.SIGN)
     return _sign(user, participant, None)
 
 
@@ -330,11 +349,6 @@ def _sign(user: object, participant: Participant, visit: Visit | None) -> Signat
 
 def _complete(visit: Visit, definition: FormDefinition) -> bool:
     return FormInstance.objects.filter(visit=visit, definition=definition, state=FormState.COMPLETE).exists()
-
-
-def _check_password(user: object, password: str) -> None:
-    if not password or not user.check_password(password):
-        raise InvalidInput(errors={"password": [_("The password is not correct: the signature was not recorded.")]})
 
 
 # --- Locks -------------------------------------------------------------------------------------------------

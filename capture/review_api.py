@@ -805,7 +805,7 @@ class VisitSignView(ReviewView):
     )
     def post(self, request: Request, visit_id: int) -> Response:
         data = parsed(SignSerializer, request.data)
-        return signature_response(review.visit_sign(user=request.user, visit_id=visit_id, **data))
+        return signature_response(review.visit_sign(user=request.user, visit_id=visit_id, request=request, **data))
 
 
 @extend_schema(tags=["signatures"])
@@ -823,4 +823,6 @@ class CasebookSignView(ReviewView):
     )
     def post(self, request: Request, participant_id: int) -> Response:
         data = parsed(SignSerializer, request.data)
-        return signature_response(review.casebook_sign(user=request.user, participant_id=participant_id, **data))
+        return signature_response(
+            review.casebook_sign(user=request.user, participant_id=participant_id, request=request, **data)
+        )

@@ -209,7 +209,9 @@ def visit_sign(request: HttpRequest, visit_id: int) -> HttpResponse:
     form = SignForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            review.visit_sign(user=request.user, visit_id=visit.pk, password=form.cleaned_data["password"])
+            review.visit_sign(
+                user=request.user, visit_id=visit.pk, password=form.cleaned_data["password"], request=request
+            )
         except InvalidInput as invalid:
             form.add_domain_errors(invalid.errors)
         else:
@@ -234,7 +236,10 @@ def casebook_sign(request: HttpRequest, participant_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             review.casebook_sign(
-                user=request.user, participant_id=participant.pk, password=form.cleaned_data["password"]
+                user=request.user,
+                participant_id=participant.pk,
+                password=form.cleaned_data["password"],
+                request=request,
             )
         except InvalidInput as invalid:
             form.add_domain_errors(invalid.errors)

@@ -1,7 +1,8 @@
 """GET /healthz: can the app reach its database, its broker, and do workers answer.
 
 No login, so it reveals no secrets: a failed check reports the exception's class only (the details, which may
-name hosts and users, go to the log). The answer is 503 only when the database is down, since without a broker
+name hosts and users, go to the log). "audit" says when the audit chain was last verified and whether it was
+intact. The answer is 503 only when the database is down, since without a broker
 the app still serves pages and runs its tasks in-process.
 """
 
@@ -17,6 +18,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from config.celery import app as celery_app
+from trial.anchors import audit_status
 
 logger = logging.getLogger(__name__)
 
@@ -76,5 +78,5 @@ def workers_status(broker: str) -> int | str:
 def healthz(request: HttpRequest) -> JsonResponse:
     database = database_status()
     broker = broker_status()
-    body = {"database": database, "broker": broker, "workers": workers_status(broker)}
+    body = {"database": database, "broker": broker, "workers": workers_status(broker), "audit": audit_status()}
     return JsonResponse(body, status=200 if database == "ok" else 503)

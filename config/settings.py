@@ -254,6 +254,8 @@ SAFETY_SWEEP_SECONDS = env_int("SAFETY_SWEEP_SECONDS", 60)
 SAFETY_SWEEP_GRACE_SECONDS = env_int("SAFETY_SWEEP_GRACE_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
     "safety-sweep": {"task": "safety.tasks.safety_sweep_task", "schedule": float(SAFETY_SWEEP_SECONDS)},
+    "audit-anchor": {"task": "trial.tasks.audit_anchor_task", "schedule": float(env_int("AUDIT_ANCHOR_SECONDS", 60))},
+    "audit-verify": {"task": "trial.tasks.audit_verify_task", "schedule": float(env_int("AUDIT_VERIFY_SECONDS", 3600))},
 }
 # Beat reads its schedule from the database (django-celery-beat), so a data manager can change the report schedules
 # (`manage.py install_report_schedules` installs them); the sweep above is copied there when beat starts.
@@ -329,6 +331,46 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     }
 }
+
+
+# The audit trail's HMAC keyring (21 CFR Part 11): keys live outside the database, so even its superuser cannot
+# rewrite the chain unseen. Each key is "id:secret" (secret of 32 characters or more), given in AUDIT_HMAC_KEYS
+# (comma-separated) and/or AUDIT_HMAC_KEY_FILE (one per line); new records use AUDIT_HMAC_KEY_ID (default: the last
+# key listed). Old keys stay in the ring so that records written under them still verify after a rotation.
+def _audit_keyring() -> dict[str, bytes]:
+    lines = env_list("AUDIT_HMAC_KEYS", "")
+    key_file = os.environ.get("AUDIT_HMAC_KEY_FILE", "")
+    if key_file:
+        try:
+            lines += [line.strip() for line in Path(key_file).read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            raise ImproperlyConfigured(f"AUDIT_HMAC_KEY_FILE cannot be read: {exc}") from None
+    keyring = {}
+    for line in lines:
+        key_id, _colon, secret = line.partition(":")
+        if not key_id.strip() or len(secret.strip()) < 32 or len(key_id.strip()) > 32:
+            raise ImproperlyConfigured(
+                "Each audit HMAC key is 'id:secret', an id of at most 32 characters and a secret of at least 32"
+            )
+        keyring[key_id.strip()] = secret.strip().encode()
+    return keyring
+
+
+AUDIT_HMAC_KEYRING = _audit_keyring()
+AUDIT_HMAC_KEY_ID = os.environ.get("AUDIT_HMAC_KEY_ID", "") or next(reversed(AUDIT_HMAC_KEYRING), "")
+if not AUDIT_HMAC_KEYRING:
+    if not (DEBUG or TESTING):
+        raise ImproperlyConfigured("AUDIT_HMAC_KEYS or AUDIT_HMAC_KEY_FILE must be set when DEBUG is off")
+    # Never valid outside DEBUG and the tests: `make run` generates a real development key instead.
+    AUDIT_HMAC_KEY_ID = "insecure-test" if TESTING else "insecure-dev"
+    AUDIT_HMAC_KEYRING = {AUDIT_HMAC_KEY_ID: b"insecure-audit-key-for-tests-and-development-only"}
+if AUDIT_HMAC_KEY_ID not in AUDIT_HMAC_KEYRING:
+    raise ImproperlyConfigured(f"AUDIT_HMAC_KEY_ID {AUDIT_HMAC_KEY_ID!r} is not in the audit keyring")
+# The append-only anchor log: the chain's signed head, written outside the database every minute (beat) and by
+# each successful verify_audit. Share it between web, worker and beat; ship it off the machine (README).
+AUDIT_ANCHOR_DIR = Path(os.environ.get("AUDIT_ANCHOR_DIR", BASE_DIR / "var" / "audit-anchors"))
+AUDIT_ANCHOR_SECONDS = env_int("AUDIT_ANCHOR_SECONDS", 60)
+AUDIT_VERIFY_SECONDS = env_int("AUDIT_VERIFY_SECONDS", 3600)
 
 # Demo accounts share one password; seed_demo refuses to create them outside DEBUG unless forced.
 DEMO_PASSWORD = "demo-password"

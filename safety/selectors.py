@@ -382,6 +382,10 @@ def notifications_of(user: object) -> list[Notification]:
     return list(Notification.objects.filter(user=user).order_by("-created_at", "-id")[:NOTIFICATIONS_SHOWN])
 
 
-def unread_count(user: object) -> int:
-    """How many of the user's notifications are unread: the navigation bar's badge (1 query)."""
-    return Notification.objects.filter(user=user, read_at__isnull=True).count()
+def unread_count(user: object, *, alerts: QuerySet | None = None) -> int:
+    """How many of the user's notifications (and of `alerts`, the user's unread in-app alerts' ids) are unread:
+    the navigation bar's badge (1 query)."""
+    unread = Notification.objects.filter(user=user, read_at__isnull=True).order_by().values("id")
+    if alerts is not None:
+        unread = unread.union(alerts, all=True)
+    return unread.count()

@@ -10,6 +10,7 @@ import datetime
 
 from django.db import transaction
 from django.db.models import Max
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,6 +24,7 @@ from trial.access import Action
 from trial.audit import AuditEntry, audit_write
 from trial.errors import InvalidInput
 from trial.models import Participant, ParticipantStatus, Visit
+from trial.signing import SignatureTarget, signature_password_check
 
 OBJECT_TYPE = "adverse_event"
 FORM_CODE = "AE"
@@ -281,15 +283,22 @@ def adverse_event_verify(*, user: object, event_id: int, version: int) -> Advers
     return event
 
 
+def adverse_event_sign(
+    *, user: object, event_id: int, version: int, password: str, request: HttpRequest | None = None
+) -> AdverseEvent:
+    """The investigator signs the event's assessment, re-entering their password (21 CFR Part 11). A wrong
+    password counts towards the account's lockout, is audited and alerts the site's data managers."""
+    event = adverse_event_or_404(user, event_id, Action.SIGN)
+    _guard_signable(event, version)
+    target = SignatureTarget(OBJECT_TYPE, str(event.pk), f"adverse event {event.label}", event.participant, FORM_CODE)
+    signature_password_check(request=request, user=user, password=password, target=target)
+    return _adverse_event_sign(user=user, event_id=event.pk, version=version)
+
+
 @transaction.atomic
-def adverse_event_sign(*, user: object, event_id: int, version: int, password: str) -> AdverseEvent:
-    """The investigator signs the event's assessment, re-entering their password (21 CFR Part 11)."""
+def _adverse_event_sign(*, user: object, event_id: int, version: int) -> AdverseEvent:
     event = adverse_event_or_404(user, event_id, Action.SIGN, lock=True)
-    if event.status != AdverseEventStatus.REPORTED:
-        raise InvalidInput(_("Only a reported adverse event is signed."))
-    _guard_version(event, version)
-    if not user.check_password(password or ""):
-        raise InvalidInput(errors={"password": [_("The password is not correct.")]})
+    _guard_signable(event, version)
     event.signed_at, event.signed_by = timezone.now(), user
     event.save(update_fields=["signed_at", "signed_by"])
     audit_write(
@@ -298,6 +307,12 @@ def adverse_event_sign(*, user: object, event_id: int, version: int, password: s
         entries=[AuditEntry(OBJECT_TYPE, str(event.pk), "sign", FORM_CODE, "signature", "", "signed")],
     )
     return event
+
+
+def _guard_signable(event: AdverseEvent, version: int) -> None:
+    if event.status != AdverseEventStatus.REPORTED:
+        raise InvalidInput(_("Only a reported adverse event is signed."))
+    _guard_version(event, version)
 
 
 # --- Death ------------------------------------------------------------------------------------------------------

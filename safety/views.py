@@ -28,6 +28,7 @@ from safety.models import AdverseEvent, AdverseEventStatus, Notification, Seriou
 from safety.records import RECORD_TYPE
 from trial import access
 from trial.access import Action
+from trial.alerts import alert_unread, alerts_mark_read, alerts_of
 from trial.errors import DomainError, InvalidInput
 from trial.models import Participant, ParticipantStatus
 
@@ -282,6 +283,7 @@ def adverse_event_sign(request: HttpRequest, pk: int) -> HttpResponse:
             event_id=event.pk,
             version=form.cleaned_data["version"],
             password=form.cleaned_data["password"],
+            request=request,
         )
     except DomainError as refused:
         return _refused(request, event, refused, sign_form=form)
@@ -450,11 +452,16 @@ def _csv_row(row: selectors.ListingRow) -> list[object]:
 @login_required
 @require_http_methods(["GET"])
 def notifications(request: HttpRequest) -> HttpResponse:
-    """The user's notifications, those unread marked; seeing them here marks them read."""
+    """The user's notifications (the in-app alerts first, then the safety notices), those unread marked; seeing
+    them here marks them read."""
     rows = selectors.notifications_of(request.user)
     unread = [row.pk for row in rows if row.read_at is None]
     _mark_read(request.user, unread)
-    return render(request, "safety/notifications.html", {"rows": rows, "unread": set(unread)})
+    alerts = alerts_of(request.user)
+    unread_alerts = [alert.pk for alert in alerts if alert.read_at is None]
+    alerts_mark_read(user=request.user, ids=unread_alerts)
+    context = {"rows": rows, "unread": set(unread), "alerts": alerts, "unread_alerts": set(unread_alerts)}
+    return render(request, "safety/notifications.html", context)
 
 
 def _mark_read(user: object, ids: list[int]) -> None:
@@ -465,9 +472,10 @@ def _mark_read(user: object, ids: list[int]) -> None:
 
 @require_http_methods(["GET"])
 def notification_badge(request: HttpRequest) -> HttpResponse:
-    """The navigation bar's unread count (an htmx fragment, fetched after the page loads): one query, and none
-    on the page itself. Without a session, nothing to swap in (204) rather than the login page."""
+    """The navigation bar's unread count of safety notices and in-app alerts (an htmx fragment, fetched after the
+    page loads): one query, and none on the page itself. Without a session, nothing to swap in (204) rather than
+    the login page."""
     if not request.user.is_authenticated:
         return HttpResponse(status=204)
-    count = selectors.unread_count(request.user)
+    count = selectors.unread_count(request.user, alerts=alert_unread(request.user))
     return render(request, "safety/_notification_badge.html", {"count": count})

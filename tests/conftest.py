@@ -10,6 +10,7 @@ import shutil
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.backends.postgresql.operations import DatabaseOperations
 
 from tests.factories import make_user
 from trial.models import Role, Site
@@ -44,6 +45,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI, which must run every test: {report.longrepr}"
+
+
+_flush = DatabaseOperations.execute_sql_flush
+_AUDIT_TRIGGER = "ALTER TABLE trial_auditrecord {} TRIGGER trial_auditrecord_no_truncate"
+
+
+def _flush_with_audit_truncate(self: DatabaseOperations, sql_list: list[str]) -> None:
+    # A transactional test ends with a flush, which PostgreSQL runs as TRUNCATE, and the audit table refuses
+    # TRUNCATE (as it must in production). The test database's owner lifts that for the flush alone, in the
+    # flush's own transaction.
+    _flush(self, [_AUDIT_TRIGGER.format("DISABLE"), *sql_list, _AUDIT_TRIGGER.format("ENABLE")])
+
+
+DatabaseOperations.execute_sql_flush = _flush_with_audit_truncate
+
+
+@pytest.fixture(autouse=True)
+def audit_anchor_dir(settings: object, tmp_path_factory: pytest.TempPathFactory) -> object:
+    """Each test anchors the audit chain in a folder of its own: the test database starts afresh every test."""
+    settings.AUDIT_ANCHOR_DIR = tmp_path_factory.mktemp("anchors")
+    return settings.AUDIT_ANCHOR_DIR
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ def test_without_broker_reports_in_process_tasks():
         "database": "ok",
         "broker": "not configured (tasks run in-process)",
         "workers": "in-process (no broker)",
+        "audit": {"last_verified": None, "intact": None},
     }
 
 
@@ -60,7 +61,12 @@ def test_counts_a_real_worker_that_answers(tmp_path):
                 lambda: (answer := healthz())[1]["workers"] == 1 and answer, "/healthz to count it", log=worker.log_tail
             )
     assert status == 200
-    assert body == {"database": "ok", "broker": "ok", "workers": 1}
+    assert body == {
+        "database": "ok",
+        "broker": "ok",
+        "workers": 1,
+        "audit": {"last_verified": None, "intact": None},
+    }
 
 
 @override_settings(REDIS_URL=CLOSED_PORT)

@@ -1,10 +1,13 @@
 """Writing and verifying the hash-chained audit trail. The one way any app records a change of trial data."""
 
+import functools
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -43,17 +46,29 @@ _CONTENT_FIELDS = (
     "new_value",
     "reason",
 )
-_COLUMNS = (*_CONTENT_FIELDS, "previous_hash", "hash")
+_COLUMNS = (*_CONTENT_FIELDS, "previous_hash", "hash", "key_id")
+LEGACY_KEY_ID = ""
 
 
-def _content_hash(previous_hash: str, content: dict) -> str:
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+
+
+def _content_hash(previous_hash: str, content: dict, key_id: str) -> str:
+    """The record's HMAC-SHA256 under the key `key_id` names; legacy records (key id "") were plain SHA-256 of
+    the same payload without the key id. Raises KeyError for a key not in the keyring."""
     content = dict(content, at=content["at"].isoformat())
-    payload = previous_hash + json.dumps(content, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    if key_id == LEGACY_KEY_ID:
+        return hashlib.sha256((previous_hash + _ENCODER.encode(content)).encode()).hexdigest()
+    content["key_id"] = key_id
+    mac = _keyed(key_id, settings.AUDIT_HMAC_KEYRING[key_id]).copy()
+    mac.update((previous_hash + _ENCODER.encode(content)).encode())
+    return mac.hexdigest()
 
 
-def _record_hash(record: AuditRecord) -> str:
-    return _content_hash(record.previous_hash, {field: getattr(record, field) for field in _CONTENT_FIELDS})
+@functools.lru_cache(maxsize=16)
+def _keyed(key_id: str, secret: bytes) -> "hmac.HMAC":
+    # Keyed once per key (the secret is part of the cache key, so a changed keyring is never served stale).
+    return hmac.new(secret, digestmod=hashlib.sha256)
 
 
 def _lock_chain() -> None:
@@ -95,11 +110,12 @@ def audit_write(
         "site_id": site.pk if site is not None else getattr(participant, "site_id", None),
         "participant_id": getattr(participant, "pk", None),
     }
+    key_id = settings.AUDIT_HMAC_KEY_ID
     rows = []
     for entry in entries:
         content = {**common, **entry.__dict__}
-        digest = _content_hash(previous, content)
-        rows.append([*(content[field] for field in _CONTENT_FIELDS), previous, digest])
+        digest = _content_hash(previous, content, key_id)
+        rows.append([*(content[field] for field in _CONTENT_FIELDS), previous, digest, key_id])
         previous = digest
     _insert(rows)
     return len(rows)
@@ -120,15 +136,128 @@ def _insert(rows: list[list]) -> None:
     )
 
 
-def audit_verify() -> AuditRecord | None:
-    """The first record whose link is broken (altered, inserted or removed before it), or None if intact."""
-    previous = GENESIS_HASH
-    for record in _in_order():
-        if record.previous_hash != previous or _record_hash(record) != record.hash:
-            return record
-        previous = record.hash
+@dataclass(frozen=True)
+class ChainHead:
+    """Where the chain ends: its last record's id, how many records it holds, and the last hash."""
+
+    last_id: int
+    count: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What a verification found: the head it read, and the first problem (None: intact)."""
+
+    head: ChainHead
+    problem: str | None = None
+    record_id: int | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.problem is None
+
+
+VERIFY_CHUNK = 5000
+
+
+def audit_verify(*, anchor: ChainHead | None = None) -> ChainReport:
+    """Walk the whole chain in id order, a chunk at a time (memory stays flat at any length), and report the first
+    record whose hash or link is wrong; with `anchor` (the head last recorded outside the database), also a chain
+    that no longer holds the anchored record, holds fewer records up to it, or has another hash there."""
+    start = ChainHead(0, 0, GENESIS_HASH)
+    return _walk(_rows_in_order(), start, keyed=False, anchor=anchor if anchor and anchor.last_id else None)
+
+
+def audit_verify_since(anchor: ChainHead) -> ChainReport:
+    """The cheap check of the beat's anchoring: the anchored record is still there with its hash and the number
+    of records up to it, and every record after it links and hashes right. Anything else: the full walk, which
+    names the problem."""
+    if not anchor.last_id:
+        return audit_verify()
+    anchored = AuditRecord.objects.filter(pk=anchor.last_id).values_list("hash", "key_id").first()
+    if anchored is None or anchored[0] != anchor.hash:
+        return audit_verify(anchor=anchor)
+    if AuditRecord.objects.filter(id__lte=anchor.last_id).count() != anchor.count:
+        return audit_verify(anchor=anchor)
+    return _walk(_rows_in_order(anchor.last_id), anchor, keyed=anchored[1] != LEGACY_KEY_ID, anchor=None)
+
+
+def _walk(rows: Iterator[tuple], start: ChainHead, *, keyed: bool, anchor: ChainHead | None) -> ChainReport:
+    previous, count, last_id = start.hash, start.count, start.last_id
+    for record_id, content, previous_hash, digest, key_id in rows:
+        problem = _link_problem(content, previous_hash, digest, key_id, previous, keyed)
+        if problem:
+            return ChainReport(ChainHead(last_id, count, previous), _at_record(record_id, content, problem), record_id)
+        previous, count, last_id = digest, count + 1, record_id
+        keyed = keyed or key_id != LEGACY_KEY_ID
+        if anchor is not None and record_id >= anchor.last_id:
+            problem = _anchor_problem(anchor, ChainHead(last_id, count, previous))
+            if problem:
+                return ChainReport(ChainHead(last_id, count, previous), problem, record_id)
+            anchor = None
+    head = ChainHead(last_id, count, previous)
+    return ChainReport(head, _anchor_problem(anchor, head) if anchor is not None else None)
+
+
+def _link_problem(
+    content: dict, previous_hash: str, digest: str, key_id: str, previous: str, keyed: bool
+) -> str | None:
+    if previous_hash != previous:
+        return "its link to the previous record does not match (a record before it was removed or altered)"
+    if key_id == LEGACY_KEY_ID and keyed:
+        return "it claims the legacy unkeyed hash after the chain became keyed"
+    if key_id not in settings.AUDIT_HMAC_KEYRING and key_id != LEGACY_KEY_ID:
+        return f"its key {key_id!r} is not in the keyring"
+    if not hmac.compare_digest(_content_hash(previous_hash, content, key_id), digest):
+        return "its hash does not match its content (altered, or re-chained without the key)"
     return None
 
 
-def _in_order() -> Iterator[AuditRecord]:
-    return AuditRecord.objects.order_by("id").iterator(chunk_size=2000)
+def _anchor_problem(anchor: ChainHead, head: ChainHead) -> str | None:
+    if head.last_id < anchor.last_id:
+        return (
+            f"records missing: the chain ends at record {head.last_id} ({head.count} records) but the anchor "
+            f"outside the database recorded record {anchor.last_id} as the head of {anchor.count} records, "
+            f"so records {head.last_id + 1} to {anchor.last_id} were removed"
+        )
+    if head.last_id > anchor.last_id:
+        return (
+            f"records missing: the anchored record {anchor.last_id} is gone (the chain skips from before it to "
+            f"record {head.last_id})"
+        )
+    if head.count != anchor.count:
+        return (
+            f"records missing: {anchor.count - head.count} of the {anchor.count} records anchored up to record "
+            f"{anchor.last_id} are gone"
+        )
+    if head.hash != anchor.hash:
+        return f"record {anchor.last_id} has another hash than the anchor outside the database recorded (rewritten)"
+    return None
+
+
+def _at_record(record_id: int, content: dict, problem: str) -> str:
+    return (
+        f"record {record_id} ({content['at']:%Y-%m-%d %H:%M:%S} UTC, {content['object_type']}:{content['object_id']} "
+        f"{content['action']}): {problem}"
+    )
+
+
+def _rows_in_order(after_id: int = 0) -> Iterator[tuple[int, dict, str, str, str]]:
+    # Keyset pages of plain tuples: no model instances, no server-side cursor held open across the walk.
+    fields = ("id", *_CONTENT_FIELDS, "previous_hash", "hash", "key_id")
+    while True:
+        page = list(AuditRecord.objects.filter(id__gt=after_id).order_by("id").values_list(*fields)[:VERIFY_CHUNK])
+        for row in page:
+            yield row[0], dict(zip(_CONTENT_FIELDS, row[1:-3], strict=True)), row[-3], row[-2], row[-1]
+        if len(page) < VERIFY_CHUNK:
+            return
+        after_id = page[-1][0]
+
+
+def audit_head() -> ChainHead:
+    """The chain's head as the database holds it now (two queries)."""
+    last = AuditRecord.objects.order_by("-id").values_list("id", "hash").first()
+    if last is None:
+        return ChainHead(0, 0, GENESIS_HASH)
+    return ChainHead(last[0], AuditRecord.objects.count(), last[1])

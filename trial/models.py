@@ -365,10 +365,13 @@ class Visit(models.Model):
 
 
 class AuditRecord(models.Model):
-    """One change of trial data. Append-only: database triggers refuse UPDATE and DELETE.
+    """One change of trial data. Append-only: the app's database role may only INSERT and SELECT it, and
+    triggers refuse UPDATE, DELETE and TRUNCATE.
 
-    Each row's hash covers its own content and the previous row's hash, so an altered or removed row
-    breaks the chain from that point on (`manage.py verify_audit`).
+    Each row's hash is an HMAC (under the key named by `key_id`, kept outside the database) of its own content and
+    the previous row's hash, so an altered or removed row breaks the chain from that point on, and the chain's head
+    is anchored outside the database (`manage.py verify_audit`). Rows written before the keyed chain have an empty
+    `key_id` and a plain SHA-256 hash, accepted only before the first keyed row.
     """
 
     at = models.DateTimeField()
@@ -386,6 +389,7 @@ class AuditRecord(models.Model):
     reason = models.TextField(blank=True)
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(max_length=32, blank=True, default="", help_text="The HMAC key's id; empty: legacy.")
 
     class Meta:
         ordering = ["id"]
@@ -396,3 +400,22 @@ class AuditRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.object_type}:{self.object_id}"
+
+
+class Alert(models.Model):
+    """An in-app alert to one user (the bell in the navigation bar): a broken audit chain, a wrong signature
+    password. Raised by `trial.alerts.alert_raise`, the one way any app alerts a user in the app."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=32)
+    text = models.CharField(max_length=500)
+    link = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "read_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.text}"

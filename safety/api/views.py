@@ -270,7 +270,7 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Safe
     def sign(self, request: Request, pk: str) -> Response:
         event = services.adverse_event_or_404(request.user, int(pk), Action.SIGN)
         data = parsed(AdverseEventSignSerializer, request.data).validated_data
-        return self.present(services.adverse_event_sign(user=request.user, event_id=event.pk, **data))
+        return self.present(services.adverse_event_sign(user=request.user, event_id=event.pk, request=request, **data))
 
 
 def current_input(event: AdverseEvent) -> AdverseEventInput:

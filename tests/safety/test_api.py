@@ -616,7 +616,10 @@ def test_sign_needs_the_password_and_a_change_voids_it(events, investigator1, co
     wrong = api(investigator1).post(url, {"version": 1, "password": "guess"}, format="json")
     assert wrong.status_code == 400
     assert list(wrong.json()) == ["password"]
-    assert writes() == before
+    after = writes()  # nothing signed: only the refusal is audited
+    assert (after[0], after[2]) == (before[0], before[2])
+    assert after[1] == before[1] + 1
+    assert AuditRecord.objects.order_by("-id").first().action == "sign_refused"
     signed = api(investigator1).post(url, {"version": 1, "password": PASSWORD}, format="json")
     assert (signed.status_code, signed.json()["signed"], signed.json()["signed_by"]) == (200, True, "investigator1")
     changed = api(coordinator1).patch(f"{URL}{event.pk}/", {"version": 1, "grade": 2, "reason": "x"}, format="json")

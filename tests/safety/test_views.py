@@ -380,7 +380,9 @@ def test_monitor_verifies_and_investigator_signs_with_the_password(
     client = as_user(investigator1)
     response = client.post(event_url(event, "adverse_event_sign"), {"version": "1", "password": "wrong"})
     assert response.status_code == 400
-    assert field_error(response.content.decode(), "password") == "The password is not correct."
+    assert field_error(response.content.decode(), "password") == (
+        "The password is not correct: the signature was not recorded."
+    )
     assert (
         client.post(event_url(event, "adverse_event_sign"), {"version": "1", "password": PASSWORD}).status_code == 302
     )

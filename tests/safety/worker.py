@@ -28,6 +28,7 @@ from typing import TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
+from django.conf import settings
 from django.db import connection
 from kombu import pools
 
@@ -287,6 +288,10 @@ class CeleryWorker:
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DEBUG": "0",
             "SECRET_KEY": f"worker-test-{uuid.uuid4().hex}",
+            # The test's own audit key and anchor folder: the worker's audit records join the test's chain.
+            "AUDIT_HMAC_KEYS": ",".join(f"{k}:{v.decode()}" for k, v in settings.AUDIT_HMAC_KEYRING.items()),
+            "AUDIT_HMAC_KEY_ID": settings.AUDIT_HMAC_KEY_ID,
+            "AUDIT_ANCHOR_DIR": str(settings.AUDIT_ANCHOR_DIR),
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.broker_url,
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",

@@ -1,17 +1,20 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from trial.audit import audit_verify
+from trial.anchors import anchor_log_path, audit_check
 
 
 class Command(BaseCommand):
-    help = "Check the audit trail's hash chain; report the first broken link, or 'ok'."
+    help = (
+        "Verify the whole audit chain (keyed hashes, links) against the last anchor outside the database; "
+        "'ok' and a new anchor of the verified head, or the first problem (exit status 1, data managers alerted)."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
-        broken = audit_verify()
-        if broken is not None:
-            raise CommandError(
-                f"audit trail broken at record {broken.pk} ({broken.at:%Y-%m-%d %H:%M:%S} UTC, "
-                f"{broken.object_type}:{broken.object_id} {broken.action}): "
-                "its hash or its link to the previous record does not match"
-            )
-        self.stdout.write("ok")
+        try:
+            report = audit_check(full=True, source="verify")
+        except OSError as exc:  # the anchor folder: missing, full or not writable
+            raise CommandError(f"the anchor log under AUDIT_ANCHOR_DIR cannot be written: {exc}") from None
+        if not report.intact:
+            raise CommandError(f"audit trail broken: {report.problem}")
+        head = report.head
+        self.stdout.write(f"ok\n{head.count} records up to record {head.last_id}; head anchored in {anchor_log_path()}")

@@ -1,0 +1,17 @@
+"""The audit chain's scheduled checks (thin: each calls the service)."""
+
+from celery import shared_task
+
+from trial.anchors import audit_check
+
+
+@shared_task(acks_late=True, task_reject_on_worker_lost=True)
+def audit_anchor_task() -> bool:
+    """Every minute: check what was added since the last anchor, then anchor the head outside the database."""
+    return audit_check(full=False, source="beat").intact
+
+
+@shared_task(acks_late=True, task_reject_on_worker_lost=True)
+def audit_verify_task() -> bool:
+    """Every hour: verify the whole chain against the last anchor (alerts the data managers if broken)."""
+    return audit_check(full=True, source="verify-beat").intact
