@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "django_celery_beat",
+    "django_prometheus",
     "trial",
     "capture",
     "safety",
@@ -77,6 +78,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last: django-prometheus times the whole request; then one log line per request (config/observability).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -90,6 +94,7 @@ MIDDLEWARE = [
     "trial.sessions.IdleTimeoutMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -279,6 +284,9 @@ SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and not TESTING)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
+
+# Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; without a token the address is a 404.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # Demo accounts share one password; seed_demo refuses to create them outside DEBUG unless forced.
 DEMO_PASSWORD = "demo-password"
