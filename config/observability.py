@@ -211,8 +211,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus metrics for a scraper holding METRICS_TOKEN (`Authorization: Bearer <token>`); 404 otherwise, so
     the address reveals nothing to anybody else, and when no token is configured."""
     token = settings.METRICS_TOKEN
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not token or not hmac.compare_digest(given.encode(), token.encode()):
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if not token or scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise Http404
     scrape_time = prometheus_client.CollectorRegistry()
     scrape_time.register(ScrapeTimeCollector())
