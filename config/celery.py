@@ -9,9 +9,25 @@ dies, a hard time limit below Redis's visibility timeout, one message prefetched
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("edc")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def _task_started(task_id: str, task: object, **kwargs: object) -> None:
+    from config.observability import task_started
+
+    task_started(task_id, task)
+
+
+@task_postrun.connect
+def _task_finished(task_id: str, task: object, state: str = "", **kwargs: object) -> None:
+    # One structured log line per task, and the failure counter /metrics reads (config/observability.py).
+    from config.observability import task_finished
+
+    task_finished(task_id, task, state=state or "")

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "django_celery_beat",
+    "django_prometheus",
     "trial",
     "capture",
     "safety",
@@ -78,6 +79,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # django-prometheus times the whole request (with its After middleware near the end); then one log line per
+    # request (config/observability.py).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -91,6 +96,7 @@ MIDDLEWARE = [
     "config.security.NoStoreMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "trial.sessions.IdleTimeoutMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -371,6 +377,9 @@ if AUDIT_HMAC_KEY_ID not in AUDIT_HMAC_KEYRING:
 AUDIT_ANCHOR_DIR = Path(os.environ.get("AUDIT_ANCHOR_DIR", BASE_DIR / "var" / "audit-anchors"))
 AUDIT_ANCHOR_SECONDS = env_int("AUDIT_ANCHOR_SECONDS", 60)
 AUDIT_VERIFY_SECONDS = env_int("AUDIT_VERIFY_SECONDS", 3600)
+
+# Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; without a token the address is a 404.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # Demo accounts share one password; seed_demo refuses to create them outside DEBUG unless forced.
 DEMO_PASSWORD = "demo-password"

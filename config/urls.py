@@ -6,6 +6,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 
 from config.health import healthz
+from config.observability import metrics
 from trial.token_views import LogoutView
 
 
@@ -33,6 +34,7 @@ urlpatterns = [
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     # Browsers ask for /favicon.ico whatever the page says.
     path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
