@@ -17,6 +17,7 @@ from capture.models import MissingReason, Query
 from capture.selectors import CurrentValue
 from trial.forms import DomainErrorsMixin
 from trial.models import DataType, ItemDefinition
+from trial.validators import TEXT_MAX
 
 MISSING_PREFIX = "missing_"
 BLANK = ("", "---------")
@@ -82,7 +83,7 @@ class FormEntryForm(DomainErrorsMixin, forms.Form):
     reason = forms.CharField(
         label=_("Reason for change"),
         required=False,
-        max_length=2000,
+        max_length=TEXT_MAX,
         widget=forms.Textarea(attrs={"rows": 2, "class": "form-control"}),
         help_text=_("This form was completed before: every change needs a reason."),
     )
