@@ -180,6 +180,9 @@ def entry_text(raw: object) -> str | None:
 
 
 class FormSaveInputSerializer(InputSerializer):
+    # An entry's text is checked by the parser of its item (capture.checks.parse), so the 400 names the item.
+    service_checked_fields = frozenset({"values"})
+
     version = serializers.IntegerField(min_value=0, help_text="The form's version the entries were made on.")
     values = serializers.DictField(
         child=EntryField(allow_null=True),

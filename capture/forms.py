@@ -71,9 +71,11 @@ def value_field(item: ItemDefinition, check_url: str) -> forms.CharField:
         "hx-sync": "this:replace",
         "aria-describedby": f"reference-{item.code} flags-{item.code}",
     }
-    return forms.CharField(
+    field = forms.CharField(
         label=in_language(item.label, item.label_zh), required=False, strip=False, widget=_value_widget(item, attrs)
     )
+    field.multiline = item.data_type == DataType.TEXT  # as capture.checks.parse takes it
+    return field
 
 
 class FormEntryForm(DomainErrorsMixin, forms.Form):

@@ -33,8 +33,8 @@ MULTILINE_WHITESPACE = frozenset("\t\r\n")
 INTEGER_MAX = 2**63 - 1
 # The most days a "days ago" filter looks back: a century, far past any trial and far inside a date's range.
 MAX_DAYS = 36_500
-# API fields that take text of several lines (besides the capture form's entries, whose text items may too).
-MULTILINE_FIELDS = frozenset({"message", "reason", "description", "cause", "values"})
+# API fields that take text of several lines.
+MULTILINE_FIELDS = frozenset({"message", "reason", "description", "cause"})
 
 
 def text_problem(value: str, *, multiline: bool) -> str | None:
@@ -112,7 +112,8 @@ def date_errors(dates: Mapping[str, datetime.date | None], *, on: datetime.date 
 
 
 class TextInputFormMixin:
-    """Adds the text validator to every character field of the form (multi-line where the widget is a textarea).
+    """Adds the text validator to every character field of the form: multi-line where the widget is a textarea or
+    the field says `multiline = True` (a CRF's text item, which may hold a pasted paragraph).
 
     Hooked at clean time, not in __init__, so that fields a form adds in its own __init__ are covered too.
     """
@@ -120,7 +121,8 @@ class TextInputFormMixin:
     def full_clean(self) -> None:
         for field in self.fields.values():
             if isinstance(field, forms.CharField):
-                validator = TextValidator(multiline=isinstance(field.widget, forms.Textarea))
+                multiline = isinstance(field.widget, forms.Textarea) or getattr(field, "multiline", False)
+                validator = TextValidator(multiline=multiline)
                 if validator not in field.validators:
                     field.validators.append(validator)
         super().full_clean()
@@ -151,13 +153,16 @@ class InputSerializer(serializers.Serializer):
 
     - Every string (in lists and dictionaries too, keys included) passes the text validator, on the raw input
       before any field parses it, so no refused character reaches a service, a query or an error message echoed
-      back. Fields named in `multiline_fields` may hold tabs and line breaks.
+      back. Fields named in `multiline_fields` may hold tabs and line breaks; of a dictionary named in
+      `service_checked_fields` only the keys are checked here, its values by the service (which keys its message
+      by the dictionary's key: a capture form's entries, by item code).
     - Every integer field without a bound of its own is bounded to a 64-bit integer (PostgreSQL's bigint), so a
       huge id is a 400 on its field, not a database error.
     - Every date and date-time field refuses dates before 1900-01-01.
     """
 
     multiline_fields: frozenset[str] = MULTILINE_FIELDS
+    service_checked_fields: frozenset[str] = frozenset()
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
@@ -173,6 +178,8 @@ class InputSerializer(serializers.Serializer):
                 if field.read_only or name not in data:
                     continue
                 raw = data.getlist(name) if hasattr(data, "getlist") else data[name]
+                if name in self.service_checked_fields and isinstance(raw, Mapping):
+                    raw = list(raw)
                 message = _strings(raw, multiline=name in self.multiline_fields)
                 if message:
                     errors[name] = [message]
