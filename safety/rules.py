@@ -114,8 +114,9 @@ class AdverseEventRules:
     def _dates(self) -> None:
         data = self.data
         for name in ("onset_date", "end_date"):
-            if date_problem(getattr(data, name), happened=False):
-                self._add(name, date_problem(getattr(data, name), happened=False))
+            problem = date_problem(getattr(data, name), happened=False)
+            if problem:
+                self._add(name, problem)
         if data.onset_date and data.onset_date > self.today:
             self._add("onset_date", _("The onset date cannot be in the future."))
         if data.onset_date and self.enrolment_date and data.onset_date < self.enrolment_date:

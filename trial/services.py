@@ -163,8 +163,8 @@ def _validate_screening(protocol: Protocol, data: ScreeningInput) -> None:
     errors.update(date_errors({"consent_date": data.consent_date}))
     if data.screening_date > timezone.localdate():
         errors["screening_date"] = [_("The screening date cannot be in the future.")]
-    elif date_problem(data.screening_date):
-        errors["screening_date"] = [date_problem(data.screening_date)]
+    elif date_problem(data.screening_date, happened=False):
+        errors["screening_date"] = [date_problem(data.screening_date, happened=False)]
     birth = date_problem(data.date_of_birth, happened=False)
     if birth:
         errors["date_of_birth"] = [birth]
