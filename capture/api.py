@@ -33,6 +33,7 @@ from capture.visits import form_or_404, visit_or_404
 from trial import access
 from trial.access import Action
 from trial.models import ItemDefinition
+from trial.validators import TEXT_MAX, InputSerializer
 
 
 class ItemState(Protocol):
@@ -54,7 +55,7 @@ class FormStateField(serializers.ChoiceField):
         super().__init__(choices=FormState.choices, **kwargs)
 
 
-class FormSummarySerializer(serializers.Serializer):
+class FormSummarySerializer(InputSerializer):
     code = serializers.CharField(source="spec.code")
     name = serializers.CharField(source="spec.definition.name")
     name_zh = serializers.CharField(source="spec.definition.name_zh")
@@ -67,7 +68,7 @@ class FormSummarySerializer(serializers.Serializer):
         return self.context["request"].build_absolute_uri(form_url(self.context["visit_id"], summary.spec.code))
 
 
-class ChoiceOptionSerializer(serializers.Serializer):
+class ChoiceOptionSerializer(InputSerializer):
     code = serializers.CharField()
     label = serializers.CharField()
     label_zh = serializers.CharField()
@@ -115,7 +116,7 @@ class ItemMetadataSerializer(serializers.ModelSerializer):
         return [dict(zip(("code", "label", "label_zh"), choice, strict=False)) for choice in item.choices]
 
 
-class FormSerializer(serializers.Serializer):
+class FormSerializer(InputSerializer):
     visit = serializers.IntegerField()
     form = serializers.CharField(help_text="Form code.")
     name = serializers.CharField()
@@ -178,7 +179,10 @@ def entry_text(raw: object) -> str | None:
     return None
 
 
-class FormSaveInputSerializer(serializers.Serializer):
+class FormSaveInputSerializer(InputSerializer):
+    # An entry's text is checked by the parser of its item (capture.checks.parse), so the 400 names the item.
+    service_checked_fields = frozenset({"values"})
+
     version = serializers.IntegerField(min_value=0, help_text="The form's version the entries were made on.")
     values = serializers.DictField(
         child=EntryField(allow_null=True),
@@ -192,7 +196,10 @@ class FormSaveInputSerializer(serializers.Serializer):
         help_text="{item code: reason} for items without a value.",
     )
     reason = serializers.CharField(
-        default="", allow_blank=True, help_text="Reason for the change; required once the form was completed."
+        default="",
+        allow_blank=True,
+        max_length=TEXT_MAX,
+        help_text="Reason for the change; required once the form was completed.",
     )
     complete = serializers.BooleanField(
         default=False, help_text="Mark the form complete: every required item then needs a value or a reason."

@@ -16,11 +16,12 @@ from capture.models import Flag, MissingReason
 from trial.models import DataType, ItemDefinition, Visit
 from trial.scoring import COMPARISONS
 from trial.services import hard_range_error
+from trial.validators import TEXT_MAX, date_problem, text_problem
 
 _NUMBER = re.compile(r"^[+-]?\d{1,14}(\.\d{1,6})?$")
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
-MAX_TEXT = 2000
+MAX_TEXT = TEXT_MAX
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,12 @@ class ParseError(ValueError):
 
 def parse(item: ItemDefinition, raw: object) -> Typed:
     """The typed value of what was entered for `item`; raises ParseError with a message for the user."""
-    text = unicodedata.normalize("NFKC", "" if raw is None else str(raw)).strip()
+    raw_text = "" if raw is None else str(raw)
+    # Before normalising: NFKC would keep a NUL and could not fold a lone surrogate into anything valid.
+    problem = text_problem(raw_text, multiline=item.data_type == DataType.TEXT)
+    if problem:
+        raise ParseError(f"{item.label}: {problem}")
+    text = unicodedata.normalize("NFKC", raw_text).strip()
     if text == "":
         return EMPTY
     parser = _PARSERS[item.data_type]
@@ -74,9 +80,14 @@ def _parse_number(item: ItemDefinition, text: str) -> Typed:
 
 def _parse_date(item: ItemDefinition, text: str) -> Typed:
     try:
-        return Typed(date=datetime.date.fromisoformat(text))
+        date = datetime.date.fromisoformat(text)
     except ValueError:
         raise ParseError(_("%(item)s: enter a date as YYYY-MM-DD.") % {"item": item.label}) from None
+    # Every date a CRF of this protocol asks for is the date of something that already happened.
+    problem = date_problem(date)
+    if problem:
+        raise ParseError(f"{item.label}: {problem}")
+    return Typed(date=date)
 
 
 def _parse_choice(item: ItemDefinition, text: str) -> Typed:

@@ -17,6 +17,7 @@ from capture.models import MissingReason, Query
 from capture.selectors import CurrentValue
 from trial.forms import DomainErrorsMixin
 from trial.models import DataType, ItemDefinition
+from trial.validators import TEXT_MAX
 
 MISSING_PREFIX = "missing_"
 BLANK = ("", "---------")
@@ -74,9 +75,11 @@ def value_field(item: ItemDefinition, check_url: str, *, recheck: bool = False) 
         "hx-sync": "this:replace",
         "aria-describedby": f"reference-{item.code} flags-{item.code}",
     }
-    return forms.CharField(
+    field = forms.CharField(
         label=in_language(item.label, item.label_zh), required=False, strip=False, widget=_value_widget(item, attrs)
     )
+    field.multiline = item.data_type == DataType.TEXT  # as capture.checks.parse takes it
+    return field
 
 
 class FormEntryForm(DomainErrorsMixin, forms.Form):
@@ -86,7 +89,7 @@ class FormEntryForm(DomainErrorsMixin, forms.Form):
     reason = forms.CharField(
         label=_("Reason for change"),
         required=False,
-        max_length=2000,
+        max_length=TEXT_MAX,
         widget=forms.Textarea(attrs={"rows": 2, "class": "form-control"}),
         help_text=_("This form was completed before: every change needs a reason."),
     )

@@ -30,6 +30,7 @@ from trial import access
 from trial.access import Action
 from trial.errors import DomainError, InvalidInput
 from trial.models import DataType, ItemDefinition, Participant, Protocol, Site, Visit
+from trial.validators import text_problem
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 5000
@@ -90,14 +91,10 @@ def decode(data: bytes) -> tuple[str, str]:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        if _has_control_characters(text):
+        if text_problem(text, multiline=True):
             raise file_error(_("This is not a CSV text file: it holds binary data. Save it from Excel as “CSV UTF-8”."))
         return text.lstrip("\ufeff"), encoding
     raise file_error(_("The file's text cannot be read (neither UTF-8 nor GB18030): save it as “CSV UTF-8”."))
-
-
-def _has_control_characters(text: str) -> bool:
-    return any(unicodedata.category(char) == "Cc" and char not in "\t\r\n" for char in text)
 
 
 def read_rows(text: str) -> list[Row]:
@@ -499,6 +496,9 @@ def lab_import_upload(*, user: object, site: Site, file_name: str, data: bytes) 
         raise file_error(
             _("The file is larger than %(max)d MB: split it into smaller files.") % {"max": MAX_BYTES // 2**20}
         )
+    name_problem = text_problem(file_name, multiline=False)
+    if name_problem:
+        raise file_error(_("The file's name: %(problem)s") % {"problem": name_problem})
     text, encoding = decode(data)
     read_rows(text)
     return LabImport.objects.create(

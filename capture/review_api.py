@@ -33,6 +33,7 @@ from capture.models import Lock, Query, QueryEvent, QueryEventKind, QueryOrigin,
 from trial import access
 from trial.access import Action
 from trial.api import TrialAccessPermission
+from trial.validators import MAX_DAYS, TEXT_MAX, InputSerializer
 
 # --- Fields with schema components of their own --------------------------------------------------------------
 # drf-spectacular names an inline enum after its property; "state" and "kind" already name the visit's.
@@ -191,14 +192,14 @@ class LockSerializer(serializers.ModelSerializer):
         extra_kwargs = {"visit": {"help_text": "Null for a lock of the whole participant."}}
 
 
-class VerifiedSerializer(serializers.Serializer):
+class VerifiedSerializer(InputSerializer):
     verified = serializers.IntegerField(help_text="Item values this request marked verified (not those already).")
 
 
 # --- Serializers: input (types only; the services hold the rules) -------------------------------------------
 
 
-class QueryFilterSerializer(serializers.Serializer):
+class QueryFilterSerializer(InputSerializer):
     site = serializers.IntegerField(required=False, min_value=1, help_text="Site number.")
     state = serializers.ChoiceField(choices=QueryState.choices, required=False)
     participant = serializers.CharField(required=False, help_text="Subject ID.")
@@ -209,15 +210,18 @@ class QueryFilterSerializer(serializers.Serializer):
     record_id = serializers.IntegerField(required=False, min_value=1, help_text="Record id (with `record_type`).")
     origin = serializers.ChoiceField(choices=QueryOrigin.choices, required=False)
     older_than_days = serializers.IntegerField(
-        required=False, min_value=0, help_text="Only queries raised more than this many days ago."
+        required=False,
+        min_value=0,
+        max_value=MAX_DAYS,
+        help_text="Only queries raised more than this many days ago (at most a century).",
     )
 
 
-class ParticipantFilterSerializer(serializers.Serializer):
+class ParticipantFilterSerializer(InputSerializer):
     participant = serializers.IntegerField(required=False, min_value=1, help_text="Participant id.")
 
 
-class QueryRaiseSerializer(serializers.Serializer):
+class QueryRaiseSerializer(InputSerializer):
     """A query on a visit's data (`visit`, `form`, `item`) or on a record (`record_type`, `record_id`,
     `field_code`): one or the other."""
 
@@ -238,7 +242,7 @@ class QueryRaiseSerializer(serializers.Serializer):
     field_code = serializers.CharField(
         default="", allow_blank=True, max_length=32, help_text="The record's field; leave out for the whole record."
     )
-    message = serializers.CharField(allow_blank=True, help_text="The question to the site.")
+    message = serializers.CharField(allow_blank=True, max_length=TEXT_MAX, help_text="The question to the site.")
 
     def validate(self, attrs: dict) -> dict:
         # Which service to call: the rules of each target are the services'.
@@ -259,21 +263,21 @@ class QueryRaiseSerializer(serializers.Serializer):
         return attrs
 
 
-class QueryMessageSerializer(serializers.Serializer):
-    message = serializers.CharField(allow_blank=True, help_text="Required.")
+class QueryMessageSerializer(InputSerializer):
+    message = serializers.CharField(allow_blank=True, max_length=TEXT_MAX, help_text="Required.")
 
 
-class QueryCloseSerializer(serializers.Serializer):
-    message = serializers.CharField(default="", allow_blank=True, help_text="Optional.")
+class QueryCloseSerializer(InputSerializer):
+    message = serializers.CharField(default="", allow_blank=True, max_length=TEXT_MAX, help_text="Optional.")
 
 
-class VerifySerializer(serializers.Serializer):
+class VerifySerializer(InputSerializer):
     items = serializers.ListField(
         child=serializers.CharField(), required=False, help_text="Item codes; leave out for every item of the form."
     )
 
 
-class SignSerializer(serializers.Serializer):
+class SignSerializer(InputSerializer):
     password = serializers.CharField(
         allow_blank=True, trim_whitespace=False, style={"input_type": "password"}, help_text="The signer's password."
     )
@@ -287,7 +291,7 @@ class SignSerializer(serializers.Serializer):
         return attrs
 
 
-class LockInputSerializer(serializers.Serializer):
+class LockInputSerializer(InputSerializer):
     participant = serializers.IntegerField(min_value=1, help_text="Participant id.")
     visit = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, help_text="Visit id; leave out to lock every visit."
@@ -305,7 +309,7 @@ class LockInputSerializer(serializers.Serializer):
         return attrs
 
 
-class ReleaseSerializer(serializers.Serializer):
+class ReleaseSerializer(InputSerializer):
     reason = serializers.CharField(allow_blank=True, max_length=300, help_text="Why the data become editable again.")
 
 

@@ -6,8 +6,9 @@ from django.utils.translation import gettext_lazy as _
 
 from capture.definitions import FormSpec
 from trial.forms import DomainErrorsMixin
+from trial.validators import TEXT_MAX
 
-MESSAGE_MAX = 2000
+MESSAGE_MAX = TEXT_MAX
 REASON_MAX = 300  # Lock.reason and Lock.release_reason
 
 

@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from capture.review_api import NOT_FOUND, parsed
 from reports import runs
 from reports.models import ReportKind, ReportRun, RunState
+from trial.validators import InputSerializer
 
 # --- Fields with schema components of their own --------------------------------------------------------------
 # drf-spectacular names an inline enum after its property; "state" and "kind" already name other choice sets.
@@ -87,7 +88,7 @@ class ReportRunSerializer(serializers.ModelSerializer):
         return reverse("reports_api:report-download", args=[run.pk])
 
 
-class ReportRequestSerializer(serializers.Serializer):
+class ReportRequestSerializer(InputSerializer):
     kind = ReportKindField()
     sites = serializers.ListField(
         child=serializers.IntegerField(min_value=1),

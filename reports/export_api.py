@@ -22,9 +22,10 @@ from reports.exports.csv_export import csv_export
 from reports.exports.odm import odm_export
 from reports.selectors import ExportScope
 from reports.services import export_record
+from trial.validators import InputSerializer
 
 
-class ExportParametersSerializer(serializers.Serializer):
+class ExportParametersSerializer(InputSerializer):
     site = serializers.IntegerField(
         required=False,
         min_value=1,

@@ -34,6 +34,7 @@ from trial.audit import AuditEntry, audit_write
 from trial.errors import AccessDenied, DomainError, InvalidInput
 from trial.models import Participant, Role, Site, SiteMembership
 from trial.services import protocol_current
+from trial.validators import date_problem
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ def report_request(
         raise InvalidInput(errors={"kind": [_("Choose one of the reports offered.")]})
     sites = _requested_sites(user, site_numbers)
     now = timezone.now()
+    if cutoff is not None and date_problem(cutoff.date(), happened=False):
+        raise InvalidInput(errors={"cutoff": [date_problem(cutoff.date(), happened=False)]})
     if cutoff is not None and cutoff > now:
         raise InvalidInput(errors={"cutoff": [_("The data cut-off cannot be in the future.")]})
     run = ReportRun.objects.create(

@@ -14,9 +14,9 @@ from safety.rules import AdverseEventInput
 from trial.forms import DateInput, DomainErrorsMixin
 from trial.models import Protocol, Site
 from trial.templatetags.trial_tags import localized
+from trial.validators import TEXT_MAX
 
 REASON_MAX = 300  # AdverseEvent.dismiss_reason
-TEXT_MAX = 2000
 
 
 def _blank(choices: list[tuple[str, str]]) -> list[tuple[str, str]]:

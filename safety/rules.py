@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 
 from safety.models import ActionTaken, BodySystem, Outcome, Relationship, SeriousCriterion
 from trial.errors import InvalidInput
+from trial.validators import date_problem
 
 # Outcomes that say the event is over: they need an end date.
 ENDED_OUTCOMES = {Outcome.RECOVERED, Outcome.RECOVERED_WITH_SEQUELAE, Outcome.FATAL}
@@ -112,6 +113,10 @@ class AdverseEventRules:
 
     def _dates(self) -> None:
         data = self.data
+        for name in ("onset_date", "end_date"):
+            problem = date_problem(getattr(data, name), happened=False)
+            if problem:
+                self._add(name, problem)
         if data.onset_date and data.onset_date > self.today:
             self._add("onset_date", _("The onset date cannot be in the future."))
         if data.onset_date and self.enrolment_date and data.onset_date < self.enrolment_date:

@@ -25,6 +25,7 @@ from trial.audit import AuditEntry, audit_write
 from trial.errors import InvalidInput
 from trial.models import Participant, ParticipantStatus, Visit
 from trial.signing import SignatureTarget, signature_password_check
+from trial.validators import date_problem
 
 OBJECT_TYPE = "adverse_event"
 FORM_CODE = "AE"
@@ -364,6 +365,8 @@ def _check_death(participant: Participant, death_date: datetime.date | None, cau
     errors: dict[str, list[str]] = {}
     if death_date is None:
         errors["death_date"] = [_("This field is required.")]
+    elif date_problem(death_date, happened=False):
+        errors["death_date"] = [date_problem(death_date, happened=False)]
     elif death_date > timezone.localdate():
         errors["death_date"] = [_("The date of death cannot be in the future.")]
     elif participant.enrolment_date and death_date < participant.enrolment_date:

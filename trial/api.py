@@ -42,6 +42,7 @@ from trial.models import (
     VisitKind,
     VisitState,
 )
+from trial.validators import InputSerializer
 
 # --- Permissions -------------------------------------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class VisibleSiteField(serializers.SlugRelatedField):
         return access.sites(self.context["request"].user)
 
 
-class ScreeningInputSerializer(serializers.Serializer):
+class ScreeningInputSerializer(InputSerializer):
     site = VisibleSiteField(help_text="Number of the site (one of yours); any other number is a 400 on `site`.")
     initials = serializers.CharField()
     sex = serializers.ChoiceField(choices=Sex.choices)
@@ -189,17 +190,17 @@ class ScreeningInputSerializer(serializers.Serializer):
         return services.ScreeningInput(**fields)
 
 
-class EnrolmentInputSerializer(serializers.Serializer):
+class EnrolmentInputSerializer(InputSerializer):
     arm = serializers.CharField(help_text="Code of the arm the investigator chose: MSC or CONV.")
     enrolment_date = serializers.DateField(help_text="Day 0 of the visit schedule.")
 
 
-class ParticipantFilterSerializer(serializers.Serializer):
+class ParticipantFilterSerializer(InputSerializer):
     site = serializers.IntegerField(required=False, min_value=1, help_text="Site number.")
     status = serializers.ChoiceField(choices=ParticipantStatus.choices, required=False)
 
 
-class VisitFilterSerializer(serializers.Serializer):
+class VisitFilterSerializer(InputSerializer):
     participant = serializers.IntegerField(required=False, min_value=1, help_text="Participant id.")
 
 

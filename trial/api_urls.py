@@ -14,6 +14,8 @@ from trial import api
 app_name = "api"
 
 router = DefaultRouter()
+# No `.json` twins of the routes: the actions take no `format` argument, and one format (JSON) is enough.
+router.include_format_suffixes = False
 router.register("sites", api.SiteViewSet, basename="site")
 router.register("participants", api.ParticipantViewSet, basename="participant")
 router.register("visits", api.VisitViewSet, basename="visit")

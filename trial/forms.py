@@ -21,6 +21,7 @@ from trial.models import (
     Site,
 )
 from trial.services import ScreeningInput
+from trial.validators import TextInputFormMixin
 
 YES_NO = [("yes", _("Yes")), ("no", _("No"))]
 CRITERION_PREFIX = "criterion_"
@@ -35,8 +36,11 @@ class DateInput(forms.DateInput):
         super().__init__(attrs=attrs, format="%Y-%m-%d")
 
 
-class DomainErrorsMixin:
-    """Shows a service's InvalidInput/EligibilityError `errors` on the form, keeping what the user typed."""
+class DomainErrorsMixin(TextInputFormMixin):
+    """Shows a service's InvalidInput/EligibilityError `errors` on the form, keeping what the user typed.
+
+    Every input form has it, so every input form's text also passes the one text validator.
+    """
 
     def add_domain_errors(self, errors: dict[str, list[str]]) -> None:
         for field, messages in errors.items():

@@ -29,6 +29,7 @@ from trial.models import (
     age_on,
 )
 from trial.scoring import ChildPugh, child_pugh
+from trial.validators import date_errors, date_problem
 
 
 @transaction.atomic
@@ -159,12 +160,17 @@ def _validate_screening(protocol: Protocol, data: ScreeningInput) -> None:
         message = hard_range_error(items[code], getattr(data, field))
         if message:
             errors[field] = [message]
-    today = timezone.localdate()
-    if data.screening_date > today:
+    errors.update(date_errors({"consent_date": data.consent_date}))
+    if data.screening_date > timezone.localdate():
         errors["screening_date"] = [_("The screening date cannot be in the future.")]
-    if data.date_of_birth >= data.screening_date:
+    elif date_problem(data.screening_date, happened=False):
+        errors["screening_date"] = [date_problem(data.screening_date, happened=False)]
+    birth = date_problem(data.date_of_birth, happened=False)
+    if birth:
+        errors["date_of_birth"] = [birth]
+    elif data.date_of_birth >= data.screening_date:
         errors["date_of_birth"] = [_("The date of birth must be before the screening date.")]
-    if data.consent_date and data.consent_date > data.screening_date:
+    if "consent_date" not in errors and data.consent_date and data.consent_date > data.screening_date:
         errors["consent_date"] = [_("Consent must be given on or before the screening date.")]
     if not data.initials.isalpha() or not 2 <= len(data.initials) <= 4:
         errors["initials"] = [_("Initials are 2 to 4 letters.")]
@@ -281,6 +287,9 @@ def participant_enrol(
 
 
 def _validate_enrolment_date(participant: Participant, enrolment_date: datetime.date) -> None:
+    problem = date_problem(enrolment_date, happened=False)
+    if problem:
+        raise InvalidInput(errors={"enrolment_date": [problem]})
     screening_date = participant.screening.screening_date
     if enrolment_date < screening_date:
         raise InvalidInput(errors={"enrolment_date": [_("Enrolment cannot precede screening.")]})

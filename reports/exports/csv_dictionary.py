@@ -46,6 +46,16 @@ ADDED_COLUMNS = (
     (ALL_DATASETS, "visit", "Visit code; SCREENING before day 0", "访视代码", "text"),
     (ALL_DATASETS, "visit_date", "Date of the visit (SCREEN: of screening; ENROL: of enrolment)", "访视日期", "date"),
     (ALL_DATASETS, "missing", "Wide datasets: items without a value and why, as ITEM=reason", "缺失项目及原因", "text"),
+    (
+        ALL_DATASETS,
+        ALL_DATASETS,
+        "Every text cell that begins with =, +, -, @, a tab or a carriage return is written with a leading "
+        "apostrophe (') so that a spreadsheet shows it as text and never runs it as a formula; remove that "
+        "apostrophe to read the value as entered. Numbers, negative ones included, are written as they are.",
+        "所有以 =、+、-、@、制表符或回车开头的文本单元格前加一个撇号（'），使电子表格将其显示为文本而不作为公式执行；"
+        "去掉该撇号即为录入的原值。数字（包括负数）按原样写出。",
+        "text",
+    ),
     (SITES_DATASET, "name", "Site name", "中心名称（英文）", "text"),
     (SITES_DATASET, "name_zh", "Site name in Chinese", "中心名称", "text"),
     (SITES_DATASET, "city", "City", "城市", "text"),

@@ -14,6 +14,10 @@
   with data on the form; columns subject, site, arm, visit, visit_date, the form's item codes, then `missing`,
   which lists the items without a value and why ("PREALB=not_done"), so that item columns hold values only.
 
+A text cell that a spreadsheet would run as a formula (it begins with =, +, -, @, a tab or a carriage return) is
+written with a leading apostrophe, OWASP's rule against CSV injection; numbers, negative ones too, are untouched.
+The data dictionary says so.
+
 Every item value is read once, in the order the ODM export reads them (participant, visit, item), and written as
 it comes. A zip holds one member after another, so while LAB_LONG streams, the wide datasets are written to
 temporary files (on disk: about a fifth of the CSV text) and follow it. Memory holds one chunk of rows and one
@@ -113,7 +117,7 @@ def _encoded(batches: Iterable[list[list[str]] | str]) -> Iterator[bytes]:
         if isinstance(batch, str):
             lines.write(batch)
         else:
-            writer.writerows(batch)
+            writer.writerows(map(spreadsheet_row, batch))
         if lines.tell() >= FLUSH_CHARACTERS:
             yield _take(lines)
     yield _take(lines)
@@ -254,7 +258,8 @@ def _lab_lines(key: str, rows: list[ValueRow], described: dict) -> str:
         code, item, quoted = described[item_id]
         if code != LAB_DATE_ITEM:
             flag = _flag_text(flags)
-            lines.append(f"{head},{item},{_field(value) if quoted else value},{flag},{missing_reason}\r\n")
+            cell = _field(spreadsheet_cell(value)) if quoted else value
+            lines.append(f"{head},{item},{cell},{flag},{missing_reason}\r\n")
     return "".join(lines)
 
 
@@ -273,7 +278,23 @@ def _field(text: str) -> str:
 
 
 def _line(fields: Iterable[str]) -> str:
-    return ",".join(map(_field, fields))
+    return ",".join(_field(spreadsheet_cell(field)) for field in fields)
+
+
+# What makes a spreadsheet read a cell as a formula (OWASP, CSV injection); "" is not among them.
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+
+
+def spreadsheet_cell(text: str) -> str:
+    """The cell as written: a text that begins like a formula gets a leading apostrophe; a number stays as it is."""
+    if text[:1] in _FORMULA_STARTS and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def spreadsheet_row(row: list[str]) -> list[str]:
+    return [spreadsheet_cell(cell) if isinstance(cell, str) else cell for cell in row]
 
 
 class _SpoolWriter:
@@ -287,7 +308,7 @@ class _SpoolWriter:
         self.write(header)
 
     def write(self, row: list[str]) -> None:
-        self.writer.writerow(row)
+        self.writer.writerow(spreadsheet_row(row))
         if self.lines.tell() >= SPOOL_CHARACTERS:
             self.spool.write(_take(self.lines))
 

@@ -28,6 +28,7 @@ from safety.models import (
 )
 from safety.rules import AdverseEventInput
 from safety.selectors import NoticeState
+from trial.validators import TEXT_MAX, InputSerializer
 
 # --- Fields with schema components of their own --------------------------------------------------------------
 # drf-spectacular names an inline enum after its property; "status" and "source" already name other choice sets.
@@ -204,7 +205,7 @@ class AdverseEventDetailSerializer(AdverseEventSerializer):
         read_only_fields = fields
 
 
-class SurvivalSerializer(serializers.Serializer):
+class SurvivalSerializer(InputSerializer):
     participant = serializers.IntegerField(source="survival.participant_id", help_text="Participant id.")
     subject_id = serializers.CharField(source="survival.subject_id")
     site = serializers.IntegerField(source="site_number", help_text="Site number.")
@@ -252,7 +253,7 @@ class DeathReportSerializer(serializers.ModelSerializer):
 OUTPUT_FIELDS = frozenset(AdverseEventDetailSerializer.Meta.fields)
 
 
-class AdverseEventFieldsSerializer(serializers.Serializer):
+class AdverseEventFieldsSerializer(InputSerializer):
     """The assessed fields of the AE form (`safety.rules.AdverseEventInput`).
 
     Only types are checked here; `safety.rules` checks what is required, the codes and the dates, and answers
@@ -272,7 +273,7 @@ class AdverseEventFieldsSerializer(serializers.Serializer):
     serious_criteria = serializers.ListField(
         child=SeriousCriterionField(), default=list, help_text="At least one when serious; 'fatal' iff fatal."
     )
-    description = serializers.CharField(default="", allow_blank=True)
+    description = serializers.CharField(default="", allow_blank=True, max_length=TEXT_MAX)
 
     def validate(self, attrs: dict) -> dict:
         unknown = sorted(set(self.initial_data) - set(self.fields) - OUTPUT_FIELDS)
@@ -313,7 +314,9 @@ class AdverseEventUpdateSerializer(VersionRequired, AdverseEventFieldsSerializer
     was built on and the reason."""
 
     version = version_field()
-    reason = serializers.CharField(default="", allow_blank=True, help_text="Reason for the change; required.")
+    reason = serializers.CharField(
+        default="", allow_blank=True, max_length=TEXT_MAX, help_text="Reason for the change; required."
+    )
 
 
 class AdverseEventConfirmSerializer(VersionRequired, AdverseEventFieldsSerializer):
@@ -322,23 +325,25 @@ class AdverseEventConfirmSerializer(VersionRequired, AdverseEventFieldsSerialize
     version = version_field()
 
 
-class AdverseEventDismissSerializer(serializers.Serializer):
+class AdverseEventDismissSerializer(InputSerializer):
     version = version_field()
-    reason = serializers.CharField(default="", allow_blank=True, help_text="Why it is not an adverse event; required.")
+    reason = serializers.CharField(
+        default="", allow_blank=True, max_length=300, help_text="Why it is not an adverse event; required."
+    )
 
 
-class AdverseEventVersionSerializer(serializers.Serializer):
+class AdverseEventVersionSerializer(InputSerializer):
     version = version_field()
 
 
-class AdverseEventSignSerializer(serializers.Serializer):
+class AdverseEventSignSerializer(InputSerializer):
     version = version_field()
     password = serializers.CharField(
         allow_blank=True, trim_whitespace=False, style={"input_type": "password"}, help_text="The signer's password."
     )
 
 
-class DeathReportInputSerializer(serializers.Serializer):
+class DeathReportInputSerializer(InputSerializer):
     """The death report form. Types only: the service checks the date, the cause and the relationship."""
 
     death_date = serializers.DateField(default=None, allow_null=True, help_text="On or after enrolment; not later.")
@@ -347,7 +352,7 @@ class DeathReportInputSerializer(serializers.Serializer):
     autopsy = serializers.BooleanField(default=False)
 
 
-class AdverseEventFilterSerializer(serializers.Serializer):
+class AdverseEventFilterSerializer(InputSerializer):
     participant = serializers.IntegerField(required=False, min_value=1, help_text="Participant id.")
     subject = serializers.CharField(required=False, help_text="Subject ID, such as 01-003.")
     site = serializers.IntegerField(required=False, min_value=1, help_text="Site number.")
@@ -362,7 +367,7 @@ class AdverseEventFilterSerializer(serializers.Serializer):
     )
 
 
-class SurvivalFilterSerializer(serializers.Serializer):
+class SurvivalFilterSerializer(InputSerializer):
     site = serializers.IntegerField(required=False, min_value=1, help_text="Site number.")
     arm = serializers.CharField(required=False, help_text="Arm code: MSC or CONV.")
 

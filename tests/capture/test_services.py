@@ -121,8 +121,16 @@ def test_rule_is_rechecked_when_the_other_side_changes(coordinator1, m3):
     assert Query.objects.get(visit=m3).state == QueryState.CLOSED
 
 
+@pytest.fixture
+def past_m3(coordinator1, site1):
+    """An M3 whose window has closed (enrolled 130 days ago): a sample date after it is not in the future."""
+    participant = enrolled(coordinator1, site1, arm="MSC", days_ago=130)
+    return participant.visits.select_related("definition").get(definition__code="M3")
+
+
 @pytest.mark.parametrize(("offset", "flagged"), [(-15, True), (-14, False), (14, False), (15, True)])
-def test_sample_date_outside_the_window_is_flagged_and_queried(coordinator1, m3, offset, flagged):
+def test_sample_date_outside_the_window_is_flagged_and_queried(coordinator1, past_m3, offset, flagged):
+    m3 = past_m3
     sample = m3.target_date + datetime.timedelta(days=offset)
     result = save(coordinator1, m3, values=liver(m3, LBDAT=str(sample)))
     assert (Flag.WINDOW in result.items["LBDAT"].flags) is flagged

@@ -335,7 +335,15 @@ def test_a_broken_cross_item_check_shows_its_flag_and_query(as_user, coordinator
     assert "Query" in queries
 
 
-def test_a_date_outside_the_window_is_flagged_window(as_user, coordinator1, m3):
+@pytest.fixture
+def past_m3(coordinator1, site1):
+    """An M3 whose window has closed (enrolled 130 days ago): a sample date after it is not in the future."""
+    participant = enrolled(coordinator1, site1, arm="MSC", days_ago=130)
+    return participant.visits.select_related("definition").get(definition__code="M3")
+
+
+def test_a_date_outside_the_window_is_flagged_window(as_user, coordinator1, past_m3):
+    m3 = past_m3
     client = as_user(coordinator1)
     late = (m3.window_end + datetime.timedelta(days=3)).isoformat()
     assert client.post(form_url(m3), liver_post(m3, LBDAT=late)).status_code == 302
@@ -468,7 +476,8 @@ def test_check_of_a_normal_or_empty_value_shows_nothing(as_user, coordinator1, m
     assert response.content.decode().strip() == ""
 
 
-def test_check_flags_low_values_bad_numbers_and_dates_outside_the_window(as_user, coordinator1, m3):
+def test_check_flags_low_values_bad_numbers_and_dates_outside_the_window(as_user, coordinator1, past_m3):
+    m3 = past_m3
     client = as_user(coordinator1)
     assert ">Low<" in client.get(check_url(m3, "ALB"), {"ALB": "30"}).content.decode()
     assert "enter a number" in client.get(check_url(m3, "ALB"), {"ALB": "4O"}).content.decode()

@@ -99,7 +99,7 @@ def test_restore_drill(trial_record, tmp_path, fresh_database):
     verify = subprocess.run(
         [sys.executable, "manage.py", "verify_audit"],
         cwd=settings.BASE_DIR,
-        env={**os.environ, "DATABASE_URL": url},
+        env={**os.environ, "DATABASE_URL": url, "AUDIT_ANCHOR_DIR": str(tmp_path / "anchors")},
         capture_output=True,
         text=True,
         check=False,
