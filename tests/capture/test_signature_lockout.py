@@ -5,7 +5,7 @@ nothing else. Every door: the visit, the casebook and the adverse event, by API 
 import pytest
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from capture.models import FormInstance, Signature
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.django_db
 
 def api(user: object, address: str = "10.1.2.3") -> APIClient:
     client = APIClient(REMOTE_ADDR=address)
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _token, key = AuthToken.objects.create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 
