@@ -22,6 +22,8 @@ PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "a-production-like-secret-key-" + "x" * 40 + "-with-enough-variety-0123456789",
     "ALLOWED_HOSTS": "edc.example.org",
+    # Production refuses to start without the audit trail's HMAC key (trial/audit.py).
+    "AUDIT_HMAC_KEYS": "2026:" + "k" * 64,
 }
 
 # The test run's own variables: pytest's marker, and the browser tests' permission for sync calls in async code.
@@ -237,7 +239,7 @@ def test_compose_has_secure_cookies_and_no_default_database_password():
     compose = yaml.safe_load(text)
     environment = compose["x-app-environment"]
     assert environment["SECURE_COOKIES"].endswith(":-1}")
-    assert "POSTGRES_PASSWORD:?" in environment["DATABASE_URL"]
+    assert "DB_APP_PASSWORD:?" in environment["DATABASE_URL"]  # the app's role (docker-compose: roles, migrate)
     assert "POSTGRES_PASSWORD:?" in compose["services"]["db"]["environment"]["POSTGRES_PASSWORD"]
     assert "change-me" not in text
     for name in ("db", "redis", "web", "worker"):
