@@ -179,6 +179,7 @@ CONFLICT = OpenApiResponse(
 class LogRowListView(CaptureView):
     @extend_schema(
         summary="A participant's log: its item definitions and rows",
+        operation_id="log_rows_list",
         description="Log forms repeat per participant, not per visit: CM (concomitant medications, the "
         "conventional therapy of both arms included), MH (medical history), DV (protocol deviations).",
         responses={200: LogFormSerializer, 404: NOT_FOUND},
@@ -198,6 +199,7 @@ class LogRowListView(CaptureView):
 
     @extend_schema(
         summary="Add a row to a participant's log",
+        operation_id="log_rows_create",
         description="Every required item needs a value or the reason it is missing. A broken edit check (a stop "
         "date before the start date, an ongoing medication with a stop date, a deviation before the consent) is "
         "saved, flagged `rule` and raises an automatic query on the row. A role that may not enter data is 403.",
@@ -222,7 +224,11 @@ class LogRowListView(CaptureView):
 
 @extend_schema(tags=["logs"])
 class LogRowView(CaptureView):
-    @extend_schema(summary="One row of a participant's log", responses={200: LogRowSerializer, 404: NOT_FOUND})
+    @extend_schema(
+        summary="One row of a participant's log",
+        operation_id="log_row_retrieve",
+        responses={200: LogRowSerializer, 404: NOT_FOUND},
+    )
     def get(self, request: Request, participant_id: int, form_code: str, repeat_key: int) -> Response:
         participant = access.participant_or_404(request.user, participant_id)
         row = _row_or_404(participant, log_form_or_404(participant, form_code), repeat_key)
@@ -230,6 +236,7 @@ class LogRowView(CaptureView):
 
     @extend_schema(
         summary="Correct a row",
+        operation_id="log_row_update",
         description="Every change of a saved row needs `reason`. Without `partial`, an item given in neither "
         "`values` nor `missing` is emptied. A correction built on an older `version` is 409.",
         request=LogRowUpdateSerializer,
@@ -255,6 +262,7 @@ class LogRowView(CaptureView):
 class LogRowRemoveView(CaptureView):
     @extend_schema(
         summary="Remove a row entered in error",
+        operation_id="log_row_remove",
         description="Nothing is deleted: the row is kept, marked removed with the reason, and audited.",
         request=LogRowRemoveSerializer,
         responses={200: LogRowSerializer, 400: REFUSED, 403: OpenApiResponse(), 404: NOT_FOUND, 409: CONFLICT},
