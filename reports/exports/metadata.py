@@ -22,6 +22,8 @@ from reports.selectors import SubjectRow
 from trial.models import Arm, DataType, ItemDefinition, Protocol, Sex, VisitDefinition, age_on
 
 SCREENING_EVENT = "SCREENING"
+# Log forms (rows repeat per participant, not per visit) sit in one unscheduled event of their own.
+LOG_EVENT = "LOGS"
 SCREEN_FORM = "SCREEN"
 ENROL_FORM = "ENROL"
 # The screening CRF's items and the trial.Screening fields that hold them (as trial.services validates them).
@@ -121,6 +123,7 @@ class FormMeta:
     event_codes: tuple[str, ...]
     arm_codes: tuple[str, ...]
     items: tuple[ItemMeta, ...]
+    repeating: bool = False  # a log form: its item group repeats, one per row
 
     @property
     def oid(self) -> str:
@@ -197,10 +200,18 @@ def _build(protocol: Protocol) -> StudyMeta:
     forms, items_by_id = [], {}
     for form_order, spec in enumerate(protocol_forms(protocol).values()):
         definition = spec.definition
-        events = (SCREENING_EVENT,) if definition.code == SCREEN_FORM else tuple(definition.visit_codes)
+        events = _form_events(definition)
         items = tuple(_item(definition.code, item, named) for item in spec.items)
         forms.append(
-            FormMeta(definition.code, definition.name, definition.name_zh, events, tuple(definition.arm_codes), items)
+            FormMeta(
+                definition.code,
+                definition.name,
+                definition.name_zh,
+                events,
+                tuple(definition.arm_codes),
+                items,
+                definition.repeating,
+            )
         )
         items_by_id.update(
             {item.pk: (form_order, item.order, meta) for item, meta in zip(spec.items, items, strict=True)}
@@ -211,7 +222,7 @@ def _build(protocol: Protocol) -> StudyMeta:
     screening = EventMeta(SCREENING_EVENT, "Screening and enrolment", "筛选与入组", "screening", None)
     return StudyMeta(
         protocol=protocol,
-        events=(screening, *by_visit.values()),
+        events=(screening, *by_visit.values(), *_log_events(forms)),
         forms=tuple(forms),
         codelists=_codelists(forms),
         items_by_id=items_by_id,
@@ -219,6 +230,21 @@ def _build(protocol: Protocol) -> StudyMeta:
         arm_by_id={arm.pk: arm.code for arm in arms},
         form_ids={spec.code: spec.definition.pk for spec in protocol_forms(protocol).values()},
     )
+
+
+def _form_events(definition: object) -> tuple[str, ...]:
+    if definition.code == SCREEN_FORM:
+        return (SCREENING_EVENT,)
+    if definition.repeating:
+        return (LOG_EVENT,)
+    return tuple(definition.visit_codes)
+
+
+def _log_events(forms: list[FormMeta]) -> tuple[EventMeta, ...]:
+    """The LOGS event, when the protocol version declares log forms."""
+    if not any(form.repeating for form in forms):
+        return ()
+    return (EventMeta(LOG_EVENT, "Participant logs", "受试者记录表", "log", None),)
 
 
 def _item(form_code: str, item: ItemDefinition, named: dict[tuple, CodeList]) -> ItemMeta:
@@ -246,7 +272,9 @@ def _item(form_code: str, item: ItemDefinition, named: dict[tuple, CodeList]) ->
 def _named_codelists(protocol: Protocol) -> dict[tuple, CodeList]:
     """The protocol file's named code lists, keyed by their choices: items copied them, so match them back."""
     named = {}
-    for name, choices in (protocol_definition(protocol).get("codelists") or {}).items():
+    definition = protocol_definition(protocol)
+    lists = {**(definition.get("codelists") or {}), **(definition.get("log_codelists") or {})}
+    for name, choices in lists.items():
         key = tuple(Choice(*(list(choice) + ["", ""])[:3]) for choice in choices)
         named[key] = CodeList(f"CL.{name}", name, key)
     return named

@@ -6,7 +6,8 @@ ODM 1.3.2 XML Schema and uses no vendor extension:
 
 - one MetaDataVersion per protocol version; each participant's data sit in the ClinicalData of their version;
 - the SCREENING event holds the screening CRF (SCREEN) and the enrolment (ENROL: arm, date, sex, age); the
-  visits M0 ... FU36 are the protocol's;
+  visits M0 ... FU36 are the protocol's; the LOGS event holds the log forms' rows as repeating item groups
+  (reports/exports/logs.py);
 - a missing value is `IsNull="Yes"`, its reason a Flag whose value comes from the code list CL.MISSING_REASON;
   an item never entered is left out;
 - the sites are Locations in AdminData, each SubjectData names its site with SiteRef.
@@ -29,6 +30,7 @@ from django.utils import timezone
 from capture.models import MissingReason
 from reports import selectors
 from reports.exports import escape, odm_metadata
+from reports.exports.logs import LogEventWriter
 from reports.exports.metadata import (
     ENROL_FORM,
     MISSING_CODELIST,
@@ -161,6 +163,7 @@ def _form_heads(meta: StudyMeta) -> dict[int, str]:
 def _clinical_data(meta: StudyMeta, scope: ExportScope, *, transactional: bool) -> Iterator[str]:
     writers, heads = _writers(meta, transactional), _form_heads(meta)
     screening_writer = _ScreeningWriter(meta, transactional)
+    logs = LogEventWriter(meta, scope, transactional=transactional)
     yield f'<ClinicalData StudyOID="{escape.attr(meta.protocol.code)}" MetaDataVersionOID="{meta.oid}">'
     subjects = selectors.subjects(scope, meta.protocol.pk)
     value_rows = selectors.values(scope, protocol_id=meta.protocol.pk)
@@ -173,6 +176,7 @@ def _clinical_data(meta: StudyMeta, scope: ExportScope, *, transactional: bool) 
         for rows in visits:
             event = meta.event_by_visit_definition[rows[0][1]]
             parts.append(_event(event.oid, rows, writers, heads))
+        parts.append(logs.event(subject.participant_id))
         parts.append("</SubjectData>")
         yield "".join(parts)
     yield "</ClinicalData>"
