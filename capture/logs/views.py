@@ -174,5 +174,5 @@ def _messages(error: Exception) -> list[str]:
 def log_row_verify(request: HttpRequest, row_id: int) -> HttpResponse:
     row = log_row_or_404(request.user, row_id, Action.VERIFY)
     count = log_values_verify(user=request.user, row_id=row.pk)
-    messages.success(request, _("%(count)d values verified against the source.") % {"count": count})
+    messages.success(request, _("Values verified against the source: %(count)d.") % {"count": count})
     return redirect("capture:log_row", row_id=row.pk)

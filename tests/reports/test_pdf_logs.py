@@ -38,4 +38,4 @@ def test_medications_by_arm_and_the_deviation_listing(trial, sponsor, coordinato
     listing = text[text.index("Protocol deviation listing") :]
     assert f"{day.isoformat()} {first.subject_id} 01" in listing
     assert "Visit out of window" in listing and "Liver panel drawn late" in listing
-    assert "1 deviations, 1 of them important." in listing
+    assert "Deviations: 1; important: 1." in listing

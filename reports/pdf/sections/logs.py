@@ -79,7 +79,7 @@ def deviations_section(context: ReportContext) -> list[Flowable]:
         heading(_("Protocol deviation listing"), 2),
         table(header, rows, widths=widths, align_from=len(header), wrap=True),
         note(
-            _("%(count)d deviations, %(important)d of them important.") % {"count": len(rows), "important": important}
+            _("Deviations: %(count)d; important: %(important)d.") % {"count": len(rows), "important": important}
         ),
     ]
 
