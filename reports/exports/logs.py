@@ -11,18 +11,22 @@ merged with the subjects as capture's visit values are (reports.selectors.casebo
 participant's rows.
 """
 
+import datetime
 from collections.abc import Iterable, Iterator
 from itertools import groupby
 from operator import itemgetter
+from typing import NamedTuple
 
-from django.db.models import F, QuerySet, TextField
+from django.db.models import BigIntegerField, F, OuterRef, Q, QuerySet, Subquery, TextField
 from django.db.models.functions import Cast
 
+from capture.logs.services import RECORD_TYPE
 from capture.models import LogRow, LogValue
 from reports import selectors
 from reports.exports import escape
 from reports.exports.metadata import LOG_EVENT, MISSING_CODELIST, FormMeta, StudyMeta
 from reports.selectors import ExportScope, SubjectRow
+from trial.models import AuditRecord
 
 # (participant id, form code, repeat key, item id, value text, missing reason, flags JSON)
 LogValueRow = tuple
@@ -133,6 +137,54 @@ def _missing_flag(reason: str) -> str:
         f'<Annotation SeqNum="1"><Flag><FlagValue CodeListOID="{MISSING_CODELIST}">{escape.text(reason)}'
         "</FlagValue></Flag></Annotation>"
     )
+
+
+class LogAuditRow(NamedTuple):
+    """One change of a log row from the audit trail: a value entered or changed, or the row removed."""
+
+    participant_id: int
+    subject_id: str
+    site_id: int | None
+    user_id: int | None
+    at: datetime.datetime
+    repeat_key: int | None
+    form_code: str
+    item_code: str
+    action: str
+    new_value: str
+    reason: str
+
+
+def log_value_history(scope: ExportScope, protocol_id: int) -> Iterator[LogAuditRow]:
+    """Every recorded change of the log rows of the version's subjects, by participant, then as made: value
+    changes (an item named) and removals; a row's own creation and verifications change no value."""
+    repeat_key = LogRow.objects.filter(pk=Cast(OuterRef("object_id"), BigIntegerField())).values("repeat_key")[:1]
+    records = (
+        AuditRecord.objects.filter(
+            object_type=RECORD_TYPE,
+            participant__site_id__in=scope.site_ids,
+            participant__subject_id__isnull=False,
+            participant__protocol_id=protocol_id,
+        )
+        .filter((Q(action__in=("create", "update")) & ~Q(item_code="")) | Q(action="remove"))
+        .annotate(repeat_key=Subquery(repeat_key))
+        .order_by("participant_id", "pk")
+        .values_list(
+            "participant_id",
+            "participant__subject_id",
+            "participant__site_id",
+            "user_id",
+            "at",
+            "repeat_key",
+            "form_code",
+            "item_code",
+            "action",
+            "new_value",
+            "reason",
+        )
+        .iterator(chunk_size=selectors.CHUNK)
+    )
+    return (LogAuditRow._make(row) for row in records)
 
 
 # --- CSV ---------------------------------------------------------------------------------------------------

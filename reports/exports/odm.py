@@ -30,9 +30,10 @@ from django.utils import timezone
 from capture.models import MissingReason
 from reports import selectors
 from reports.exports import escape, odm_metadata
-from reports.exports.logs import LogEventWriter
+from reports.exports.logs import LogAuditRow, LogEventWriter, log_value_history
 from reports.exports.metadata import (
     ENROL_FORM,
+    LOG_EVENT,
     MISSING_CODELIST,
     SCREEN_FORM,
     SCREENING_EVENT,
@@ -86,6 +87,7 @@ def _document(scope: ExportScope, audit: bool, exported_by: str, now: datetime.d
             for meta in versions:
                 if audit:
                     yield from _history(meta, scope)
+                    yield from _log_history(meta, scope)
                 yield from _clinical_data(meta, scope, transactional=audit)
         yield "</ODM>\n"
 
@@ -262,6 +264,40 @@ def _history(meta: StudyMeta, scope: ExportScope) -> Iterator[str]:
         parts.append("</ItemGroupData></FormData></StudyEventData></SubjectData>")
         yield "".join(parts)
     yield "</ClinicalData>"
+
+
+def _log_history(meta: StudyMeta, scope: ExportScope) -> Iterator[str]:
+    """The recorded changes of the log rows, as transactions on their repeating item groups; a row removed as
+    entered in error ends with its item group removed, as the current state (which leaves it out) has it."""
+    if not any(form.repeating for form in meta.forms):
+        return
+    yield f'<ClinicalData StudyOID="{escape.attr(meta.protocol.code)}" MetaDataVersionOID="{meta.oid}">'
+    for (_participant, form_code, repeat_key, action), changes in groupby(
+        log_value_history(scope, meta.protocol.pk), _log_save_key
+    ):
+        if repeat_key is None:
+            continue
+        changes = list(changes)
+        upsert = ' TransactionType="Upsert"'
+        group = "Remove" if action == "remove" else "Upsert"
+        parts = [
+            f'<SubjectData SubjectKey="{escape.attr(changes[0].subject_id)}"{upsert}>'
+            f'<StudyEventData StudyEventOID="SE.{LOG_EVENT}"{upsert}>'
+            f'<FormData FormOID="F.{escape.attr(form_code)}"{upsert}>'
+            f'<ItemGroupData ItemGroupOID="IG.{escape.attr(form_code)}" ItemGroupRepeatKey="{repeat_key}" '
+            f'TransactionType="{group}">'
+        ]
+        if action == "remove":
+            parts.append(_audit_record(changes[-1], scope))
+        else:
+            parts.extend(_change(row, scope) for row in changes)
+        parts.append("</ItemGroupData></FormData></StudyEventData></SubjectData>")
+        yield "".join(parts)
+    yield "</ClinicalData>"
+
+
+def _log_save_key(row: LogAuditRow) -> tuple:
+    return row.participant_id, row.form_code, row.repeat_key, row.action == "remove" and "remove"
 
 
 def _save_key(row: AuditRow) -> tuple:

@@ -67,6 +67,21 @@ def test_odm_holds_log_rows_as_repeating_item_groups(odm_schema, logged, dataman
     assert names == ["Furosemide & co"]
 
 
+def test_the_audit_trail_holds_each_log_change_and_the_removal(odm_schema, logged, datamanager):  # noqa: F811
+    document = export(datamanager, audit=True)
+    assert valid(odm_schema, document)
+    removed = document.xpath(
+        "//odm:ItemGroupData[@ItemGroupOID='IG.CM'][@TransactionType='Remove']/@ItemGroupRepeatKey", namespaces=NS
+    )
+    assert removed == ["3"]
+    inserted = document.xpath(
+        "//odm:ItemGroupData[@ItemGroupOID='IG.CM'][@ItemGroupRepeatKey='2']"
+        "/odm:ItemData[@ItemOID='IT.CM.CMTRT'][@TransactionType='Insert']/@Value",
+        namespaces=NS,
+    )
+    assert inserted == ["Furosemide & co"]
+
+
 def test_every_odm_oid_reference_resolves(logged, datamanager):
     document = export(datamanager, audit=True)
     for attribute, definition in REFERENCES.items():

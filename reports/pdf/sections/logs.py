@@ -78,9 +78,7 @@ def deviations_section(context: ReportContext) -> list[Flowable]:
     return [
         heading(_("Protocol deviation listing"), 2),
         table(header, rows, widths=widths, align_from=len(header), wrap=True),
-        note(
-            _("Deviations: %(count)d; important: %(important)d.") % {"count": len(rows), "important": important}
-        ),
+        note(_("Deviations: %(count)d; important: %(important)d.") % {"count": len(rows), "important": important}),
     ]
 
 
