@@ -72,6 +72,18 @@ def signatures_void(*, visit: Visit, reason: str, now: datetime.datetime) -> lis
     return [AuditEntry("signature", str(pk), "void", reason=reason) for pk in voided]
 
 
+def casebook_signatures_void(*, participant_id: int, reason: str, now: datetime.datetime) -> list[AuditEntry]:
+    """Void the participant's valid casebook signatures (a change of data outside any visit: a log row)."""
+    voided = list(
+        Signature.objects.filter(participant_id=participant_id, visit=None, voided_at=None).values_list("pk", flat=True)
+    )
+    if not voided:
+        return []
+    Signature.objects.filter(pk__in=voided).update(voided_at=now, void_reason=reason)
+    _refresh_signed(participant_id)
+    return [AuditEntry("signature", str(pk), "void", reason=reason) for pk in voided]
+
+
 def _refresh_signed(participant_id: int) -> None:
     valid = Signature.objects.filter(participant_id=participant_id, voided_at=None).filter(
         Q(visit=None) | Q(visit=OuterRef("visit"))

@@ -100,6 +100,9 @@ class FormDefinition(models.Model):
     visit_codes = models.JSONField(default=list, help_text="Visits at which the form is collected.")
     arm_codes = models.JSONField(default=list, help_text="Arms the form applies to; empty means every arm.")
     checks = models.JSONField(default=list, help_text="Cross-item edit checks from the protocol file.")
+    repeating = models.BooleanField(
+        default=False, help_text="A log form: its rows repeat per participant (capture.LogRow), not per visit."
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["protocol", "code"], name="formdef_protocol_code_unique")]

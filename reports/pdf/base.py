@@ -21,7 +21,7 @@ from reportlab.platypus import Flowable, PageBreak, Paragraph, SimpleDocTemplate
 from reports.pdf import fonts
 from reports.pdf.context import ReportContext
 from reports.pdf.layout import gap, heading, note, paragraph, table
-from reports.pdf.sections import enrolment, labs, quality, safety, survival, visits
+from reports.pdf.sections import enrolment, labs, logs, quality, safety, survival, visits
 from trial.models import Participant, Protocol
 
 PAGE = landscape(A4)
@@ -40,6 +40,8 @@ SECTION_TITLES = {
     "survival": gettext_lazy("Survival"),
     "deaths": gettext_lazy("Deaths"),
     "data_quality": gettext_lazy("Data quality"),
+    "medications": gettext_lazy("Concomitant medications by arm"),
+    "protocol_deviations": gettext_lazy("Protocol deviations"),
 }
 
 
@@ -130,6 +132,12 @@ class Report:
 
     def _section_data_quality(self, context: ReportContext) -> list[Flowable]:
         return quality.section(context)
+
+    def _section_medications(self, context: ReportContext) -> list[Flowable]:
+        return logs.medications_section(context)
+
+    def _section_protocol_deviations(self, context: ReportContext) -> list[Flowable]:
+        return logs.deviations_section(context)
 
     # --- Pages ---------------------------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ class TrialSummaryReport(Report):
         "hepatitis",
         "safety",
         "survival",
+        "medications",
+        "protocol_deviations",
         "data_quality",
     )
 

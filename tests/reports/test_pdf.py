@@ -27,6 +27,8 @@ SUMMARY_HEADINGS = [
     "Hepatitis B and C status by arm and visit",
     "Safety",
     "Survival",
+    "Concomitant medications by arm",
+    "Protocol deviations",
     "Data quality",
 ]
 

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from capture import demo as capture_demo
+from capture.logs import demo as log_demo
 from reports import demo as reports_demo
 from safety import demo as safety_demo
 from trial import demo as trial_demo
@@ -22,12 +23,14 @@ class Command(BaseCommand):
         if created:
             coordinators = {number: users[f"coordinator{number}"] for number in range(1, 7)}
             forms = capture_demo.fill(users_by_site=coordinators)
+            logs = log_demo.fill(users_by_site=coordinators)
             reviewed = capture_demo.review(users=users)
             safety = safety_demo.seed(users=users)
             self.stdout.write(
                 f"Created {created} demo participants, {forms} filled forms, {reviewed['queries']} monitor queries "
                 f"and {reviewed['verified_forms']} verified forms; {safety['reported']} adverse events reported, "
-                f"{safety['proposed']} lab proposals waiting, {safety['serious']} serious, {safety['deaths']} death."
+                f"{safety['proposed']} lab proposals waiting, {safety['serious']} serious, {safety['deaths']} death; "
+                f"{logs['CM']} medications, {logs['MH']} medical history rows, {logs['DV']} protocol deviations."
             )
         else:
             self.stdout.write("Demo participants already present; left as they are.")
