@@ -21,6 +21,7 @@ from capture.services import display
 from trial import access
 from trial.access import Action
 from trial.models import Participant
+from trial.validators import InputSerializer
 
 # --- Serializers -------------------------------------------------------------------------------------------
 
@@ -68,7 +69,7 @@ class LogRowUpdateSerializer(FormSaveInputSerializer):
     partial = serializers.BooleanField(default=False, help_text="Keep the items left out of `values` and `missing`.")
 
 
-class LogRowRemoveSerializer(serializers.Serializer):
+class LogRowRemoveSerializer(InputSerializer):
     version = serializers.IntegerField(min_value=0)
     reason = serializers.CharField(max_length=300, help_text="Why the row was entered in error.")
 
