@@ -73,7 +73,9 @@ def _run(task_name: str, args: tuple, on_failure: OnFailure | None) -> None:
 
 
 def _failed(task_name: str, args: tuple, error: BaseException, on_failure: OnFailure | None) -> None:
-    log.warning("Could not run %s%s now", task_name, args, exc_info=error)
+    log.warning(
+        "Could not run %s%s now; the periodic sweep will, or the caller's handler", task_name, args, exc_info=error
+    )
     if on_failure is None:
         return
     try:
