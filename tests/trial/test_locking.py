@@ -26,6 +26,7 @@ def no_backoff(monkeypatch):
     monkeypatch.setattr(locking, "BACKOFF_SECONDS", 0)
 
 
+@pytest.mark.postgres  # a transactional test: SQLite's flush is refused by the audit trail's trigger
 @pytest.mark.django_db(transaction=True)
 def test_a_deadlocked_transaction_is_run_again_whole(no_backoff):
     attempts = []
@@ -42,6 +43,7 @@ def test_a_deadlocked_transaction_is_run_again_whole(no_backoff):
     assert attempts == [True, True, True]  # each attempt in a transaction of its own
 
 
+@pytest.mark.postgres  # a transactional test: SQLite's flush is refused by the audit trail's trigger
 @pytest.mark.django_db(transaction=True)
 def test_after_bounded_attempts_the_answer_is_busy_409(no_backoff):
     attempts = []
@@ -57,6 +59,7 @@ def test_after_bounded_attempts_the_answer_is_busy_409(no_backoff):
     assert busy.value.http_status == 409 and "Nothing was saved" in str(busy.value)
 
 
+@pytest.mark.postgres  # a transactional test: SQLite's flush is refused by the audit trail's trigger
 @pytest.mark.django_db(transaction=True)
 def test_other_errors_are_not_retried(no_backoff):
     attempts = []
@@ -71,6 +74,7 @@ def test_other_errors_are_not_retried(no_backoff):
     assert len(attempts) == 1
 
 
+@pytest.mark.postgres  # a transactional test: SQLite's flush is refused by the audit trail's trigger
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_after_the_commit_is_never_run_again(no_backoff):
     attempts = []
