@@ -13,13 +13,14 @@ import logging
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone, translation
 
 from safety.models import AdverseEvent, Notification, SaeNotification, SeriousCriterion
 from trial.audit import AuditEntry, audit_write
-from trial.models import Role, SiteMembership
+from trial.background import enqueue_after_commit
+from trial.locking import atomic_with_retry, lock_participant_of, lock_records
+from trial.models import Participant, Role, SiteMembership
 
 log = logging.getLogger(__name__)
 
@@ -72,26 +73,18 @@ def recipients(event: AdverseEvent) -> list[tuple[str, object | None, str, str]]
 
 
 def send_after_commit(notification_id: int) -> None:
-    """Hand the notice to a worker once the SAE is committed; if the broker is down, the sweep sends it."""
-    transaction.on_commit(lambda: enqueue("safety.tasks.sae_notify_task", notification_id))
+    """Hand the notice to a worker once the SAE is committed; if the broker is down, the sweep sends it (the
+    outbox row stays unsent)."""
+    enqueue_after_commit("safety.tasks.sae_notify_task", notification_id)
 
 
-def enqueue(task_name: str, *args: object) -> None:
-    """Send a task without waiting on an unreachable broker: the outbox row stays and the sweep retries."""
-    from safety import tasks  # the tasks import the services; imported here to keep that one way
-
-    task = {t.name: t for t in tasks.ALL}[task_name]
-    try:
-        task.apply_async(args=args, retry=False)
-    except Exception:  # the broker down, or an eager run failing: the sweep retries either way
-        log.warning("Could not run %s%s now; the periodic sweep will", task_name, args, exc_info=True)
-
-
-@transaction.atomic
+@atomic_with_retry
 def sae_notification_send(*, notification_id: int) -> bool:
     """Notify one recipient of an SAE, unless already done; True if this call notified them."""
+    notices = SaeNotification.objects.filter(pk=notification_id)
+    lock_participant_of(Participant.objects.filter(adverse_events__notifications__in=notices))
     notification = (
-        SaeNotification.objects.select_for_update(of=("self",))
+        lock_records(SaeNotification.objects)
         .select_related("adverse_event__participant__site", "user")
         .filter(pk=notification_id)
         .first()

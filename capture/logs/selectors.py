@@ -12,6 +12,7 @@ from capture.models import LogRow, LogValue
 from capture.selectors import CurrentValue
 from trial import access
 from trial.access import Action
+from trial.locking import lock_participant, lock_records
 from trial.models import Participant, Protocol
 from trial.services import protocol_current
 
@@ -67,9 +68,11 @@ def log_row_or_404(user: object, row_id: int, action: Action = Action.VIEW, *, l
         .select_related("definition", "participant__protocol", "participant__site", "participant__arm")
         .defer("participant__protocol__definition")
     )
-    if lock:
-        rows = rows.select_for_update(of=("self",))
     row = access.get_or_404(rows, pk=row_id)
+    if lock:
+        # The lock order (trial/locking.py): the participant, then the row.
+        lock_participant(row.participant_id)
+        row = lock_records(rows).get(pk=row_id)
     if action != Action.VIEW:
         access.require(user, action, row.participant.site_id)
     return row

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,6 +32,7 @@ from trial import access
 from trial.access import Action
 from trial.audit import AuditEntry, audit_write
 from trial.errors import InvalidInput
+from trial.locking import atomic_with_retry, lock_participant
 from trial.models import Participant, Screening
 from trial.protocol_file import CONSENT_OPERAND
 from trial.scoring import COMPARISONS
@@ -63,7 +63,7 @@ class _Save:
     fired: dict[str, tuple[str, str]]  # check code -> (item code, message)
 
 
-@transaction.atomic
+@atomic_with_retry
 def log_row_create(
     *,
     user: object,
@@ -86,7 +86,7 @@ def log_row_create(
     return _save(user, row, spec, {}, values, missing or {}, reason="", partial=False)
 
 
-@transaction.atomic
+@atomic_with_retry
 def log_row_update(
     *,
     user: object,
@@ -107,7 +107,7 @@ def log_row_update(
     return _save(user, row, spec, before, values, missing or {}, reason=reason, partial=partial)
 
 
-@transaction.atomic
+@atomic_with_retry
 def log_row_remove(*, user: object, row_id: int, version: int, reason: str) -> LogRow:
     """Remove a row entered in error. Nothing is deleted: the row stays, marked removed with the reason, and
     leaves the listings, exports and counts; its open automatic queries close."""
@@ -128,10 +128,10 @@ def log_row_remove(*, user: object, row_id: int, version: int, reason: str) -> L
     return row
 
 
-@transaction.atomic
+@atomic_with_retry
 def log_values_verify(*, user: object, row_id: int, item_codes: list[str] | None = None) -> int:
     """A monitor marks a row's values (all of them by default) as checked against the source documents."""
-    row = log_row_or_404(user, row_id, Action.VERIFY)
+    row = log_row_or_404(user, row_id, Action.VERIFY, lock=True)
     spec = _spec_or_invalid(row.participant, row.definition.code)
     codes = item_codes if item_codes is not None else [item.code for item in spec.entered]
     unknown = sorted(set(codes) - set(spec.by_code))
@@ -155,8 +155,8 @@ def log_values_verify(*, user: object, row_id: int, item_codes: list[str] | None
 
 def _participant_for_entry(user: object, participant_id: int) -> Participant:
     participant = access.participant_or_404(user, participant_id, Action.ENTER_DATA)
-    # Every write of a participant's data takes the participant's row first (ARCHITECTURE.md, decision 5).
-    Participant.objects.select_for_update().filter(pk=participant.pk).values_list("pk").get()
+    # Every write of a participant's data takes the participant's row first (trial/locking.py).
+    lock_participant(participant.pk)
     if not participant.subject_id:
         raise InvalidInput(errors={"participant": [_("Logs are kept for enrolled participants only.")]})
     return participant

@@ -5,6 +5,7 @@ from capture import demo as capture_demo
 from capture.logs import demo as log_demo
 from reports import demo as reports_demo
 from safety import demo as safety_demo
+from trial import background
 from trial import demo as trial_demo
 
 # The command lives in the app at the top of the dependency chain, so it may call every app's demo module.
@@ -25,7 +26,11 @@ class Command(BaseCommand):
             forms = capture_demo.fill(users_by_site=coordinators)
             logs = log_demo.fill(users_by_site=coordinators)
             reviewed = capture_demo.review(users=users)
+            # Without a broker the saves' gradings run on this process's worker thread: finished before the
+            # safety demo decides the proposals they make.
+            background.drain()
             safety = safety_demo.seed(users=users)
+            background.drain()  # the SAE notices
             self.stdout.write(
                 f"Created {created} demo participants, {forms} filled forms, {reviewed['queries']} monitor queries "
                 f"and {reviewed['verified_forms']} verified forms; {safety['reported']} adverse events reported, "
@@ -35,6 +40,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write("Demo participants already present; left as they are.")
         reports = reports_demo.seed(users=users)
+        background.drain()
         self.stdout.write(
             f"Report schedules: {reports['schedules']} installed; report runs: {reports['runs']} generated to download."
         )
