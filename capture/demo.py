@@ -185,6 +185,27 @@ def _consistent(rng: random.Random, values: dict) -> None:
             values["BILI"], values["BILDIR"] = values["BILDIR"], values["BILI"]
     if "CHOL" in values:
         values["HDL"] = f"{Decimal(values['CHOL']) * Decimal(str(rng.uniform(0.15, 0.35))):.2f}"
+    if "REACT" in values:
+        values.update(_infusion_vitals(rng, reaction=values["REACT"] == "true"))
+
+
+def _infusion_vitals(rng: random.Random, *, reaction: bool) -> dict[str, str]:
+    """Vital signs around an infusion: a reaction is a fever; now and then a fever is entered as "no reaction"
+    (the edit check queries it)."""
+    before = rng.uniform(36.2, 37.0)
+    fever = reaction or rng.random() < 0.04
+    after = before + (rng.uniform(1.0, 1.8) if fever else rng.uniform(-0.2, 0.5))
+    systolic, diastolic, pulse = rng.randint(100, 135), rng.randint(62, 85), rng.randint(64, 92)
+    return {
+        "TEMPPRE": f"{before:.1f}",
+        "TEMPPOST": f"{after:.1f}",
+        "PULSEPRE": str(pulse),
+        "PULSEPOST": str(pulse + rng.randint(0, 14 if fever else 6)),
+        "SYSBPPRE": str(systolic),
+        "SYSBPPOST": str(systolic + rng.randint(-8, 8)),
+        "DIABPPRE": str(diastolic),
+        "DIABPPOST": str(diastolic + rng.randint(-5, 5)),
+    }
 
 
 def review(*, users: dict[str, object], seed: int = 1573923) -> dict[str, int]:
