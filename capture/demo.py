@@ -66,6 +66,7 @@ CHOICES = {
     "HBEAB": ["positive", "positive", "negative"],
     "HBCAB": ["positive"],
     "HCVAB": ["negative"] * 9 + ["positive"],
+    "VITAL": ["alive"],
 }
 CORRECTION_REASON = "Transcription error corrected against the laboratory report"
 
@@ -81,7 +82,21 @@ def fill(*, users_by_site: dict[int, object], seed: int = 1573923) -> int:
         visits = participant.visits.select_related("participant__protocol", "participant__arm", "definition")
         for visit in visits.filter(definition__kind=VisitKind.VISIT).order_by("target_date"):
             saved += _visit(rng, user, visit, today)
+        for visit in visits.filter(definition__kind=VisitKind.FOLLOW_UP, window_end__lt=today):
+            saved += _contact(rng, user, visit)
     return saved
+
+
+def _contact(rng: random.Random, user: object, visit: Visit) -> int:
+    """A survival contact by telephone: alive, and the clinical symptoms asked (from month 18 on)."""
+    forms = [spec for spec in visit_forms(visit) if spec.code in ("SYMPT", "SURV")]
+    for spec in forms:
+        values, missing = _form_values(rng, spec, visit, visit.target_date)
+        values.pop("DTHDAT", None)  # alive
+        form_save(
+            user=user, visit_id=visit.pk, form_code=spec.code, version=0, values=values, missing=missing, complete=True
+        )
+    return len(forms)
 
 
 def _visit(rng: random.Random, user: object, visit: Visit, today: datetime.date) -> int:

@@ -330,7 +330,11 @@ class SaeNotification(models.Model):
 
     adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="notifications")
     report = models.ForeignKey(
-        SaeReport, on_delete=models.PROTECT, null=True, blank=True, related_name="notifications",
+        SaeReport,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="notifications",
         help_text="Empty on notices queued before report versions existed.",
     )
     recipient = models.CharField(max_length=200, help_text="user:<id>, or email:<address> for a contact.")

@@ -175,9 +175,7 @@ class AdverseEventDetail:
 
 def adverse_event_detail(event: AdverseEvent, *, now: datetime.datetime) -> AdverseEventDetail:
     """The event's expedited notices, one per recipient, and its audit trail with theirs, newest first (2 queries)."""
-    notices = list(
-        SaeNotification.objects.filter(adverse_event=event).select_related("user", "report").order_by("id")
-    )
+    notices = list(SaeNotification.objects.filter(adverse_event=event).select_related("user", "report").order_by("id"))
     unsent = sum(1 for notice in notices if notice.sent_at is None)
     reports = {str(notice.report_id) for notice in notices if notice.report_id}
     records = AuditRecord.objects.filter(participant_id=event.participant_id).filter(
