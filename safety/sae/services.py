@@ -155,6 +155,7 @@ def sae_sponsor_causality_record(
     """The data manager records the sponsor's safety physician's causality assessment of an SAE (the sponsor's
     accounts are read-only). The investigator's own assessment stays on the event; a change needs a reason."""
     event = _sae_event(user, event_id, Action.SPONSOR_CAUSALITY)
+    _guard_unlocked(event.participant_id)
     row = _sae_row(event, version)
     errors: dict[str, list[str]] = {}
     if relationship not in Relationship.values:
