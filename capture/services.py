@@ -16,6 +16,7 @@ from capture.checks import (
     EMPTY,
     ParseError,
     Typed,
+    check_item,
     parse,
     parse_missing,
     reference_flag,
@@ -282,11 +283,13 @@ def _typed_result(result: Decimal | str | None) -> Typed:
 def _apply_checks(pending: _Pending) -> None:
     specs = protocol_forms(pending.visit.participant.protocol)
     numbers: dict[str, dict[str, Decimal | None]] = {}
+    texts: dict[str, dict[str, str]] = {}
     for (form_code, item_code), value in pending.values.items():
         item = specs[form_code].by_code[item_code]
         flags = [reference_flag(item, value.number), window_flag(item, value.date, pending.visit)]
         pending.flags[(form_code, item_code)] = tuple(flag for flag in flags if flag)
         numbers.setdefault(form_code, {})[item_code] = value.number
+        texts.setdefault(form_code, {})[item_code] = value.text
         if Flag.WINDOW in flags:
             message = _("%(item)s %(date)s is outside the visit window %(start)s to %(end)s.") % {
                 "item": item.label,
@@ -296,8 +299,8 @@ def _apply_checks(pending: _Pending) -> None:
             }
             pending.queries.setdefault((form_code, item_code), []).append((window_check_code(pending.visit), message))
     for form_code, form_numbers in numbers.items():
-        for check in rule_failures(specs[form_code].definition.checks, form_numbers):
-            key = (form_code, check["left"])
+        for check in rule_failures(specs[form_code].definition.checks, form_numbers, texts[form_code]):
+            key = (form_code, check_item(check))
             pending.flags[key] = (*pending.flags[key], Flag.RULE)
             pending.queries.setdefault(key, []).append((check["code"], check["message"]))
 

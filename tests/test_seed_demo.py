@@ -17,7 +17,7 @@ def seeded(protocol):
 
 def test_demo_is_a_living_trial(seeded):
     statuses = {status: Participant.objects.filter(status=status).count() for status in ParticipantStatus.values}
-    assert statuses["enrolled"] + statuses["died"] == 32 and statuses["died"] == 1
+    assert statuses["enrolled"] + statuses["died"] == 34 and statuses["died"] == 1
     assert statuses["eligible"] == 3 and statuses["screen_failed"] == 7
     assert Participant.objects.values("site").distinct().count() == 6
     assert Participant.objects.filter(status="enrolled").values("arm").distinct().count() == 2

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
-from trial import access, locking, protocol_file
+from trial import access, consent, locking, protocol_file
 from trial.access import Action
 from trial.audit import AuditEntry, audit_write
 from trial.errors import EligibilityError, InvalidInput
@@ -82,6 +82,7 @@ class ScreeningInput:
     ascites: str
     encephalopathy: str
     answers: dict[str, bool]
+    icf_version: str = ""  # the consent form version signed; empty: the one in force on the consent date
 
 
 @atomic_with_retry
@@ -90,6 +91,7 @@ def participant_screen(*, user: object, site: Site, data: ScreeningInput) -> Par
     access.require(user, Action.SCREEN, site)
     protocol = protocol_current()
     _validate_screening(protocol, data)
+    icf = consent.icf_check(protocol, data.icf_version, data.consent_date)
     score = _child_pugh(protocol, data)
     failures = eligibility_failures(protocol, data, score)
     participant = Participant.objects.create(
@@ -107,6 +109,7 @@ def participant_screen(*, user: object, site: Site, data: ScreeningInput) -> Par
         participant=participant,
         screening_date=data.screening_date,
         consent_date=data.consent_date,
+        icf_version=icf.version if icf else "",
         diagnosis=data.diagnosis,
         total_bilirubin=data.total_bilirubin,
         albumin=data.albumin,
@@ -120,7 +123,9 @@ def participant_screen(*, user: object, site: Site, data: ScreeningInput) -> Par
         failed_criteria=[code for code, _ in failures],
         screened_by=user,
     )
-    audit_write(user=user, site=site, participant=participant, entries=_screening_audit(participant, screening))
+    entries = _screening_audit(participant, screening)
+    entries += consent.consent_record_initial(user=user, participant=participant, version=icf, day=data.consent_date)
+    audit_write(user=user, site=site, participant=participant, entries=entries)
     return participant
 
 

@@ -21,7 +21,7 @@ from reportlab.platypus import Flowable, PageBreak, Paragraph, SimpleDocTemplate
 from reports.pdf import fonts
 from reports.pdf.context import ReportContext
 from reports.pdf.layout import gap, heading, note, paragraph, table
-from reports.pdf.sections import enrolment, labs, logs, quality, safety, survival, visits
+from reports.pdf.sections import enrolment, labs, logs, quality, safety, survival, symptoms, visits
 from trial.models import Participant, Protocol
 
 PAGE = landscape(A4)
@@ -36,6 +36,7 @@ SECTION_TITLES = {
     "lab_outcomes": gettext_lazy("Lab outcomes by arm and visit"),
     "cytokines": gettext_lazy("Cytokine profile by arm and visit"),
     "hepatitis": gettext_lazy("Hepatitis B and C status by arm and visit"),
+    "symptoms": gettext_lazy("Clinical symptoms by arm through the 3-year follow-up"),
     "safety": gettext_lazy("Safety"),
     "survival": gettext_lazy("Survival"),
     "deaths": gettext_lazy("Deaths"),
@@ -120,6 +121,9 @@ class Report:
 
     def _section_hepatitis(self, context: ReportContext) -> list[Flowable]:
         return labs.hepatitis_section(context)
+
+    def _section_symptoms(self, context: ReportContext) -> list[Flowable]:
+        return symptoms.section(context)
 
     def _section_safety(self, context: ReportContext) -> list[Flowable]:
         return safety.section(context)

@@ -15,6 +15,7 @@ class TrialSummaryReport(Report):
         "lab_outcomes",
         "cytokines",
         "hepatitis",
+        "symptoms",
         "safety",
         "survival",
         "medications",

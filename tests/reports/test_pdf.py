@@ -25,6 +25,7 @@ SUMMARY_HEADINGS = [
     "Lab outcomes by arm and visit",
     "Cytokine profile by arm and visit",
     "Hepatitis B and C status by arm and visit",
+    "Clinical symptoms by arm through the 3-year follow-up",
     "Safety",
     "Survival",
     "Concomitant medications by arm",
