@@ -5,3 +5,8 @@ from django.utils.translation import gettext_lazy as _
 class CaptureConfig(AppConfig):
     name = "capture"
     verbose_name = _("Capture")
+
+    def ready(self) -> None:
+        from capture.logs import records
+
+        records.register()

@@ -147,14 +147,30 @@ def window_flag(item: ItemDefinition, date: datetime.date | None, visit: Visit) 
     return None if visit.window_start <= date <= visit.window_end else Flag.WINDOW
 
 
-def rule_failures(checks: list[dict], numbers: dict[str, Decimal | None]) -> list[dict]:
-    """The cross-item checks that fail; a check with an empty side is not applied."""
-    failed = []
-    for check in checks:
-        left, right = numbers.get(check["left"]), numbers.get(check["right"])
-        if left is not None and right is not None and not COMPARISONS[check["op"]](left, right):
-            failed.append(check)
-    return failed
+def rule_failures(
+    checks: list[dict], numbers: dict[str, Decimal | None], texts: dict[str, str] | None = None
+) -> list[dict]:
+    """The cross-item checks that fail; a check with an empty side is not applied.
+
+    Two kinds: a comparison (`left op right`), and a `rise` (`after - before >= rise` while the `unless` item is
+    answered no, say a fever after an infusion recorded with "no infusion reaction").
+    """
+    return [check for check in checks if _fails(check, numbers, texts or {})]
+
+
+def _fails(check: dict, numbers: dict[str, Decimal | None], texts: dict[str, str]) -> bool:
+    if check.get("kind") == "rise":
+        before, after = numbers.get(check["before"]), numbers.get(check["after"])
+        if before is None or after is None or texts.get(check["unless"]) != "false":
+            return False
+        return after - before >= Decimal(str(check["rise"]))
+    left, right = numbers.get(check["left"]), numbers.get(check["right"])
+    return left is not None and right is not None and not COMPARISONS[check["op"]](left, right)
+
+
+def check_item(check: dict) -> str:
+    """The item a failed check's query is raised on."""
+    return check["after"] if check.get("kind") == "rise" else check["left"]
 
 
 def window_check_code(visit: Visit) -> str:

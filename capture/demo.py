@@ -67,6 +67,7 @@ CHOICES = {
     "HBEAB": ["positive", "positive", "negative"],
     "HBCAB": ["positive"],
     "HCVAB": ["negative"] * 9 + ["positive"],
+    "VITAL": ["alive"],
 }
 CORRECTION_REASON = "Transcription error corrected against the laboratory report"
 
@@ -82,7 +83,21 @@ def fill(*, users_by_site: dict[int, object], seed: int = 1573923) -> int:
         visits = participant.visits.select_related("participant__protocol", "participant__arm", "definition")
         for visit in visits.filter(definition__kind=VisitKind.VISIT).order_by("target_date"):
             saved += _visit(rng, user, visit, today)
+        for visit in visits.filter(definition__kind=VisitKind.FOLLOW_UP, window_end__lt=today):
+            saved += _contact(rng, user, visit)
     return saved
+
+
+def _contact(rng: random.Random, user: object, visit: Visit) -> int:
+    """A survival contact by telephone: alive, and the clinical symptoms asked (from month 18 on)."""
+    forms = [spec for spec in visit_forms(visit) if spec.code in ("SYMPT", "SURV")]
+    for spec in forms:
+        values, missing = _form_values(rng, spec, visit, visit.target_date)
+        values.pop("DTHDAT", None)  # alive
+        form_save(
+            user=user, visit_id=visit.pk, form_code=spec.code, version=0, values=values, missing=missing, complete=True
+        )
+    return len(forms)
 
 
 def _visit(rng: random.Random, user: object, visit: Visit, today: datetime.date) -> int:
@@ -186,6 +201,27 @@ def _consistent(rng: random.Random, values: dict) -> None:
             values["BILI"], values["BILDIR"] = values["BILDIR"], values["BILI"]
     if "CHOL" in values:
         values["HDL"] = f"{Decimal(values['CHOL']) * Decimal(str(rng.uniform(0.15, 0.35))):.2f}"
+    if "REACT" in values:
+        values.update(_infusion_vitals(rng, reaction=values["REACT"] == "true"))
+
+
+def _infusion_vitals(rng: random.Random, *, reaction: bool) -> dict[str, str]:
+    """Vital signs around an infusion: a reaction is a fever; now and then a fever is entered as "no reaction"
+    (the edit check queries it)."""
+    before = rng.uniform(36.2, 37.0)
+    fever = reaction or rng.random() < 0.04
+    after = before + (rng.uniform(1.0, 1.8) if fever else rng.uniform(-0.2, 0.5))
+    systolic, diastolic, pulse = rng.randint(100, 135), rng.randint(62, 85), rng.randint(64, 92)
+    return {
+        "TEMPPRE": f"{before:.1f}",
+        "TEMPPOST": f"{after:.1f}",
+        "PULSEPRE": str(pulse),
+        "PULSEPOST": str(pulse + rng.randint(0, 14 if fever else 6)),
+        "SYSBPPRE": str(systolic),
+        "SYSBPPOST": str(systolic + rng.randint(-8, 8)),
+        "DIABPPRE": str(diastolic),
+        "DIABPPOST": str(diastolic + rng.randint(-5, 5)),
+    }
 
 
 def review(*, users: dict[str, object], seed: int = 1573923) -> dict[str, int]:

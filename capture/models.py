@@ -296,3 +296,77 @@ class Lock(models.Model):
 
     def __str__(self) -> str:
         return f"lock of {self.participant} {self.visit_id or ''} {self.form_id or ''}"
+
+
+class LogRow(models.Model):
+    """One row of a participant's log form (a medication, a condition, a protocol deviation).
+
+    Rows repeat per participant rather than per visit: `repeat_key` numbers the rows of one log from 1 and never
+    changes, so an export's ItemGroupRepeatKey stays stable. Rows are never deleted; a row entered in error is
+    removed with a reason and stays visible in the trail. `version` rises with every save, as a visit form's.
+    """
+
+    participant = models.ForeignKey("trial.Participant", on_delete=models.PROTECT, related_name="log_rows")
+    definition = models.ForeignKey(FormDefinition, on_delete=models.PROTECT, related_name="log_rows")
+    repeat_key = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=FormState.choices, default=FormState.IN_PROGRESS)
+    version = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    first_completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    removed_at = models.DateTimeField(null=True, blank=True, help_text="Entered in error: removed, never deleted.")
+    removed_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "definition", "repeat_key"], name="logrow_participant_form_key_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(removed_at__isnull=True) | ~models.Q(removed_reason=""),
+                name="logrow_removed_has_reason",
+            ),
+        ]
+        ordering = ["participant", "definition", "repeat_key"]
+
+    def __str__(self) -> str:
+        return f"{self.participant} {self.definition.code} #{self.repeat_key}"
+
+    @property
+    def removed(self) -> bool:
+        return self.removed_at is not None
+
+
+class LogValue(models.Model):
+    """One item of one log row: a typed value, or the reason it is missing, as ItemValue is for a visit."""
+
+    row = models.ForeignKey(LogRow, on_delete=models.PROTECT, related_name="values")
+    item = models.ForeignKey(ItemDefinition, on_delete=models.PROTECT, related_name="log_values")
+    number = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    text = models.TextField(blank=True, help_text="Text, choice codes, and 'true'/'false' for yes/no items.")
+    date = models.DateField(null=True, blank=True)
+    missing_reason = models.CharField(max_length=16, choices=MissingReason.choices, blank=True)
+    flags = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField()
+    verified_at = models.DateTimeField(null=True, blank=True, help_text="Source data verified by a monitor.")
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    changed_since_verification = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["row", "item"], name="logvalue_row_item_unique"),
+            models.CheckConstraint(
+                condition=models.Q(missing_reason="") | models.Q(number__isnull=True, text="", date__isnull=True),
+                name="logvalue_value_or_missing_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.row} {self.item.code}={self.display}"
+
+    display = ItemValue.display

@@ -6,7 +6,6 @@ One function per action, each in one transaction, each audited. form_save calls 
 
 import datetime
 
-from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.http import HttpRequest
 from django.utils import timezone
@@ -33,6 +32,7 @@ from trial import access
 from trial.access import Action
 from trial.audit import AuditEntry, audit_write
 from trial.errors import InvalidInput
+from trial.locking import atomic_with_retry, lock_participant, lock_participant_of, lock_records
 from trial.models import FormDefinition, Participant, Visit
 from trial.signing import SignatureTarget, signature_password_check
 
@@ -69,6 +69,18 @@ def signatures_void(*, visit: Visit, reason: str, now: datetime.datetime) -> lis
         return []
     Signature.objects.filter(pk__in=voided).update(voided_at=now, void_reason=reason)
     _refresh_signed(visit.participant_id)
+    return [AuditEntry("signature", str(pk), "void", reason=reason) for pk in voided]
+
+
+def casebook_signatures_void(*, participant_id: int, reason: str, now: datetime.datetime) -> list[AuditEntry]:
+    """Void the participant's valid casebook signatures (a change of data outside any visit: a log row)."""
+    voided = list(
+        Signature.objects.filter(participant_id=participant_id, visit=None, voided_at=None).values_list("pk", flat=True)
+    )
+    if not voided:
+        return []
+    Signature.objects.filter(pk__in=voided).update(voided_at=now, void_reason=reason)
+    _refresh_signed(participant_id)
     return [AuditEntry("signature", str(pk), "void", reason=reason) for pk in voided]
 
 
@@ -110,10 +122,10 @@ def queries_visible(user: object) -> "object":
     return Query.objects.filter(participant__site_id__in=access.site_ids(user))
 
 
-@transaction.atomic
+@atomic_with_retry
 def query_raise(*, user: object, visit_id: int, message: str, form_code: str = "", item_code: str = "") -> Query:
     """A monitor or data manager asks the site about an item value, a form or a whole visit."""
-    visit = visit_or_404(user, visit_id, Action.RAISE_QUERY)
+    visit = visit_or_404(user, visit_id, Action.RAISE_QUERY, lock=True)
     form, item = _target(visit, form_code, item_code)
     _require_text(message, "message")
     now = timezone.now()
@@ -130,7 +142,7 @@ def query_raise(*, user: object, visit_id: int, message: str, form_code: str = "
     return _raised(user, query, message)
 
 
-@transaction.atomic
+@atomic_with_retry
 def query_raise_on_record(
     *, user: object, record_type: str, record_id: int, message: str, field_code: str = ""
 ) -> Query:
@@ -140,6 +152,7 @@ def query_raise_on_record(
     participant = kind.participant_for(user, record_id, Action.RAISE_QUERY)
     # Checked again here, so that no kind of record can widen who raises queries.
     access.require(user, Action.RAISE_QUERY, participant.site_id)
+    lock_participant(participant.pk)
     records.field_or_invalid(kind, field_code)
     _require_text(message, "message")
     query = Query.objects.create(
@@ -168,28 +181,27 @@ def _raised(user: object, query: Query, message: str) -> Query:
     return query
 
 
-@transaction.atomic
+@atomic_with_retry
 def query_answer(*, user: object, query_id: int, message: str) -> Query:
     """The site replies (often after correcting the value); the monitor then closes or re-opens the query."""
     return _transition(user, query_id, QueryEventKind.ANSWERED, message, required=True)
 
 
-@transaction.atomic
+@atomic_with_retry
 def query_close(*, user: object, query_id: int, message: str = "") -> Query:
     """The monitor or data manager accepts the answer (or the data) and closes the query."""
     return _transition(user, query_id, QueryEventKind.CLOSED, message, required=False)
 
 
-@transaction.atomic
+@atomic_with_retry
 def query_reopen(*, user: object, query_id: int, message: str) -> Query:
     """The answer does not resolve the discrepancy: the query goes back to the site."""
     return _transition(user, query_id, QueryEventKind.REOPENED, message, required=True)
 
 
 def _transition(user: object, query_id: int, kind: str, message: str, *, required: bool) -> Query:
-    query = access.get_or_404(
-        queries_visible(user).select_for_update(of=("self",)).select_related("participant"), pk=query_id
-    )
+    lock_participant_of(access.participants(user).filter(queries=query_id))  # then the query (trial/locking.py)
+    query = access.get_or_404(lock_records(queries_visible(user)).select_related("participant"), pk=query_id)
     access.require(user, _ACTION[kind], query.participant.site_id)
     if query.state not in _ALLOWED[kind]:
         raise QueryTransitionError(
@@ -253,10 +265,10 @@ def _audited_target(query: Query) -> tuple[str, str]:
 # --- Source data verification ------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@atomic_with_retry
 def items_verify(*, user: object, visit_id: int, form_code: str, item_codes: list[str] | None = None) -> int:
     """A monitor marks item values (all of the form's by default) as checked against the source documents."""
-    visit = visit_or_404(user, visit_id, Action.VERIFY)
+    visit = visit_or_404(user, visit_id, Action.VERIFY, lock=True)
     spec = form_or_invalid(visit, form_code)
     codes = item_codes if item_codes is not None else [item.code for item in spec.entered]
     unknown = sorted(set(codes) - {item.code for item in spec.entered})
@@ -286,16 +298,16 @@ def items_verify(*, user: object, visit_id: int, form_code: str, item_codes: lis
 def visit_sign(*, user: object, visit_id: int, password: str, request: HttpRequest | None = None) -> Signature:
     """The investigator signs a visit's data after entering their password again (21 CFR 11.200). A wrong
     password counts towards the account's lockout, is audited and alerts the site's data managers."""
-    visit = visit_or_404(user, visit_id, Action.SIGN)
+    visit = visit_or_404(user, visit_id, Action.SIGN, lock=True)
     label = f"visit {visit.definition.code} of {visit.participant}"
     target = SignatureTarget("visit", str(visit.pk), label, visit.participant)
     signature_password_check(request=request, user=user, password=password, target=target)
     return _visit_sign(user=user, visit_id=visit.pk)
 
 
-@transaction.atomic
+@atomic_with_retry
 def _visit_sign(*, user: object, visit_id: int) -> Signature:
-    visit = visit_or_404(user, visit_id, Action.SIGN)
+    visit = visit_or_404(user, visit_id, Action.SIGN, lock=True)
     incomplete = [spec.code for spec in visit_forms(visit) if not _complete(visit, spec.definition)]
     if incomplete:
         raise InvalidInput(
@@ -315,9 +327,10 @@ def casebook_sign(
     return _casebook_sign(user=user, participant_id=participant.pk)
 
 
-@transaction.atomic
+@atomic_with_retry
 def _casebook_sign(*, user: object, participant_id: int) -> Signature:
     participant = access.participant_or_404(user, participant_id, Action.SIGN)
+    lock_participant(participant.pk)
     return _sign(user, participant, None)
 
 
@@ -354,7 +367,7 @@ def _complete(visit: Visit, definition: FormDefinition) -> bool:
 # --- Locks -------------------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@atomic_with_retry
 def lock_set(
     *,
     user: object,
@@ -366,6 +379,7 @@ def lock_set(
 ) -> Lock:
     """A data manager freezes a participant's data, one visit's, or one form's."""
     participant = access.participant_or_404(user, participant_id, Action.LOCK)
+    lock_participant(participant.pk)
     visit = visit_or_404(user, visit_id, Action.LOCK) if visit_id else None
     if visit is not None and visit.participant_id != participant.pk:
         raise InvalidInput(errors={"visit": [_("This visit is not the participant's.")]})
@@ -400,12 +414,11 @@ def lock_set(
     return lock
 
 
-@transaction.atomic
+@atomic_with_retry
 def lock_release(*, user: object, lock_id: int, reason: str) -> Lock:
     """Unlock, with the reason: the data become editable again (unless another lock still covers them)."""
-    lock = access.get_or_404(
-        Lock.objects.filter(participant__in=access.participants(user)).select_for_update(of=("self",)), pk=lock_id
-    )
+    lock_participant_of(access.participants(user).filter(locks=lock_id))  # then the lock (trial/locking.py)
+    lock = access.get_or_404(lock_records(Lock.objects.filter(participant__in=access.participants(user))), pk=lock_id)
     access.require(user, Action.LOCK, lock.participant.site_id)
     if lock.released_at is not None:
         raise QueryTransitionError(_("This lock was already released."))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -16,6 +16,7 @@ from capture.checks import (
     EMPTY,
     ParseError,
     Typed,
+    check_item,
     parse,
     parse_missing,
     reference_flag,
@@ -32,6 +33,7 @@ from trial.access import Action
 from trial.audit import AuditEntry, audit_write
 from trial.bulk_sql import insert_rows
 from trial.errors import InvalidInput
+from trial.locking import atomic_with_retry, lock_forms
 from trial.models import ItemDefinition, Visit, VisitProgress
 
 # Flags a person must look at: each raises an automatic query on its item.
@@ -71,7 +73,7 @@ def visit_for_entry(*, user: object, visit_id: int) -> Visit:
     return visit_or_404(user, visit_id, Action.ENTER_DATA, lock=True)
 
 
-@transaction.atomic
+@atomic_with_retry
 def form_save(
     *,
     user: object,
@@ -101,7 +103,7 @@ def form_save(
     if visit is None or visit.pk != visit_id:
         visit = visit_for_entry(user=user, visit_id=visit_id)
     spec = form_or_invalid(visit, form_code)
-    instances = {form.definition_id: form for form in FormInstance.objects.filter(visit=visit)}
+    instances = {form.definition_id: form for form in lock_forms(FormInstance.objects.filter(visit=visit))}
     instance = instances.get(spec.definition.pk) or FormInstance(visit=visit, definition=spec.definition)
     review.form_guard(instance, visit, spec.definition)  # locked data: refused whatever was entered
     _guard_alive(visit)
@@ -281,11 +283,13 @@ def _typed_result(result: Decimal | str | None) -> Typed:
 def _apply_checks(pending: _Pending) -> None:
     specs = protocol_forms(pending.visit.participant.protocol)
     numbers: dict[str, dict[str, Decimal | None]] = {}
+    texts: dict[str, dict[str, str]] = {}
     for (form_code, item_code), value in pending.values.items():
         item = specs[form_code].by_code[item_code]
         flags = [reference_flag(item, value.number), window_flag(item, value.date, pending.visit)]
         pending.flags[(form_code, item_code)] = tuple(flag for flag in flags if flag)
         numbers.setdefault(form_code, {})[item_code] = value.number
+        texts.setdefault(form_code, {})[item_code] = value.text
         if Flag.WINDOW in flags:
             message = _("%(item)s %(date)s is outside the visit window %(start)s to %(end)s.") % {
                 "item": item.label,
@@ -295,8 +299,8 @@ def _apply_checks(pending: _Pending) -> None:
             }
             pending.queries.setdefault((form_code, item_code), []).append((window_check_code(pending.visit), message))
     for form_code, form_numbers in numbers.items():
-        for check in rule_failures(specs[form_code].definition.checks, form_numbers):
-            key = (form_code, check["left"])
+        for check in rule_failures(specs[form_code].definition.checks, form_numbers, texts[form_code]):
+            key = (form_code, check_item(check))
             pending.flags[key] = (*pending.flags[key], Flag.RULE)
             pending.queries.setdefault(key, []).append((check["code"], check["message"]))
 
@@ -430,7 +434,7 @@ def _write_instance(instance: FormInstance, user: object, state: str, now: datet
     if instance.pk is None:
         instance.save()
     else:
-        # The visit row is locked, so nobody changed the version since it was read.
+        # The participant, the visit and the form are locked, so nobody changed the version since it was read.
         instance.save(update_fields=["version", "state", "updated_at", "updated_by", "first_completed_at"])
 
 

@@ -8,7 +8,6 @@ pages offer post to capture.review_views.
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -27,6 +26,7 @@ from capture.visits import form_or_404, next_form, visit_or_404
 from trial import access
 from trial.access import Action
 from trial.errors import InvalidInput
+from trial.locking import atomic_with_retry
 from trial.models import Visit
 
 
@@ -55,10 +55,10 @@ def visit(request: HttpRequest, visit_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def form_entry(request: HttpRequest, visit_id: int, form_code: str) -> HttpResponse:
     if request.method == "POST":
-        with transaction.atomic():
-            # Locked here and handed to the service, which then need not read it again.
-            visit = visit_for_entry(user=request.user, visit_id=visit_id)
-            return _save(request, visit, form_or_404(visit, form_code))
+        response, saved = _save_locked(request, visit_id, form_code)
+        if saved is not None:  # told once, after the commit: a retried transaction does not tell twice
+            _report_save(request, *saved)
+        return response
     visit = visit_or_404(request.user, visit_id)
     spec = form_or_404(visit, form_code)
     review = page_selectors.form_review(visit, spec)
@@ -69,10 +69,21 @@ def form_entry(request: HttpRequest, visit_id: int, form_code: str) -> HttpRespo
     return _form_page(request, visit, spec, form, review)
 
 
-def _save(request: HttpRequest, visit: Visit, spec: FormSpec) -> HttpResponse:
+Saved = tuple[Visit, FormSpec, FormSaveResult]
+
+
+@atomic_with_retry
+def _save_locked(request: HttpRequest, visit_id: int, form_code: str) -> tuple[HttpResponse, Saved | None]:
+    # Locked here and handed to the service, which then need not read it again; the page's transaction is the
+    # outermost one, so a deadlock runs it again whole.
+    visit = visit_for_entry(user=request.user, visit_id=visit_id)
+    return _save(request, visit, form_or_404(visit, form_code))
+
+
+def _save(request: HttpRequest, visit: Visit, spec: FormSpec) -> tuple[HttpResponse, Saved | None]:
     form = FormEntryForm(request.POST, spec=spec, visit_id=visit.pk)
     if not form.is_valid():
-        return _form_page(request, visit, spec, form, status=400)
+        return _form_page(request, visit, spec, form, status=400), None
     values, missing = form.entries()
     try:
         result = form_save(
@@ -90,17 +101,16 @@ def _save(request: HttpRequest, visit: Visit, spec: FormSpec) -> HttpResponse:
         # Keep every entry; the next save is built on the version now stored, which the page shows beside them.
         form = FormEntryForm(_with_version(request.POST, conflict.current_version), spec=spec, visit_id=visit.pk)
         form.is_valid()
-        return _form_page(request, visit, spec, form, status=409, conflict=str(conflict))
+        return _form_page(request, visit, spec, form, status=409, conflict=str(conflict)), None
     except InvalidInput as invalid:
         form.add_domain_errors(invalid.errors)
-        return _form_page(request, visit, spec, form, status=400)
+        return _form_page(request, visit, spec, form, status=400), None
     except LockedError as locked:
-        return _form_page(request, visit, spec, None, status=locked.http_status, locked=str(locked))
-    _report_save(request, visit, spec, result)
+        return _form_page(request, visit, spec, None, status=locked.http_status, locked=str(locked)), None
     following = next_form(visit, spec.code)
     if following is not None and request.POST.get("next") == following.code:
-        return redirect("capture:form", visit_id=visit.pk, form_code=following.code)
-    return redirect("capture:visit", visit_id=visit.pk)
+        return redirect("capture:form", visit_id=visit.pk, form_code=following.code), (visit, spec, result)
+    return redirect("capture:visit", visit_id=visit.pk), (visit, spec, result)
 
 
 def _with_version(data: QueryDict, version: int) -> QueryDict:

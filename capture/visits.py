@@ -4,7 +4,7 @@ from django.http import Http404
 from django.utils.translation import gettext as _
 
 from capture.definitions import FormSpec, visit_forms
-from trial import access
+from trial import access, locking
 from trial.access import Action
 from trial.errors import InvalidInput
 from trial.models import Visit
@@ -13,7 +13,8 @@ from trial.models import Visit
 def visit_or_404(user: object, visit_id: int, action: Action = Action.VIEW, *, lock: bool = False) -> Visit:
     """The visit if the user may see it (else 404) and may do `action` at its site (else 403), in one query.
 
-    With `lock`, the visit row stays locked to the end of the transaction, so every write to its data waits.
+    With `lock`, the participant and then the visit stay locked to the end of the transaction (the lock order of
+    trial/locking.py), so every other write to their data waits.
     """
     visits = (
         access.visits(user)
@@ -21,7 +22,7 @@ def visit_or_404(user: object, visit_id: int, action: Action = Action.VIEW, *, l
         .defer("participant__protocol__definition")  # large; read once per process (protocol_definition)
     )
     if lock:
-        visits = visits.select_for_update(of=("self",))
+        visits = locking.lock_visit(visits)
     visit = access.get_or_404(visits, pk=visit_id)
     if action != Action.VIEW:
         access.require(user, action, visit.participant.site_id)

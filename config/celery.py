@@ -3,7 +3,8 @@ each app's tasks.py.
 
 How tasks survive a lost worker or broker is set there: acks late, rejected back to the queue when their process
 dies, a hard time limit below Redis's visibility timeout, one message prefetched per process. Without REDIS_URL
-(and under pytest) tasks run in-process; tests/safety/test_worker.py runs them on a real worker.
+(and under pytest) tasks run in-process: on a worker thread after the commit, or under pytest at the commit (see
+trial/background.py, the one way to queue a task); tests/safety/test_worker.py runs them on a real worker.
 """
 
 import os

@@ -98,6 +98,8 @@ MIDDLEWARE = [
     "config.security.NoStoreMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "trial.sessions.IdleTimeoutMiddleware",
+    # A deadlock that escapes the services' retry answers 409, never 500 (trial/locking.py).
+    "trial.locking.ConflictMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
@@ -233,6 +235,12 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 # The test suite runs tasks in-process too; the worker tests turn this off and start a real worker on Redis.
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL or TESTING
+# How a task runs without a broker (trial/background.py): "thread", on a worker thread of this process after the
+# commit, so that the request answers first; "inline", at once in the committing thread (the test suite's default,
+# so tests are deterministic).
+TASKS_IN_PROCESS = os.environ.get("TASKS_IN_PROCESS", "inline" if TESTING else "thread")
+if TASKS_IN_PROCESS not in {"thread", "inline"}:
+    raise ImproperlyConfigured(f"TASKS_IN_PROCESS must be thread or inline, not {TASKS_IN_PROCESS!r}")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -31,6 +31,7 @@ from reports.models import ReportKind, ReportRun, RunState
 from trial import access
 from trial.access import ROLE_ACTIONS, Action
 from trial.audit import AuditEntry, audit_write
+from trial.background import enqueue, enqueue_after_commit
 from trial.errors import AccessDenied, DomainError, InvalidInput
 from trial.models import Participant, Role, Site, SiteMembership
 from trial.services import protocol_current
@@ -132,23 +133,25 @@ def _requested_sites(user: object, site_numbers: Sequence[int]) -> list[Site]:
     return [by_number[number] for number in sorted(set(site_numbers))]
 
 
+GENERATE_TASK = "reports.tasks.report_generate_task"
+
+
 def generate_after_commit(run_id: int) -> None:
-    transaction.on_commit(lambda: _enqueue(run_id))
+    enqueue_after_commit(GENERATE_TASK, run_id, on_failure=partial(_not_started, run_id))
 
 
 def _enqueue(run_id: int) -> None:
-    """Hand the run to a worker. If the broker cannot take it, the run fails saying so, and may be retried."""
-    from reports.tasks import report_generate_task  # the tasks import this module
+    """Hand the run to a worker now. If the broker cannot take it, the run fails saying so, and may be retried."""
+    enqueue(GENERATE_TASK, run_id, on_failure=partial(_not_started, run_id))
 
-    try:
-        report_generate_task.apply_async(args=[run_id], retry=False)
-    except Exception:  # the broker down, or an in-process run failing past its own handling
-        log.warning("Could not start report run %s", run_id, exc_info=True)
-        ReportRun.objects.filter(pk=run_id, state__in=[RunState.QUEUED, RunState.RUNNING]).update(
-            state=RunState.FAILED,
-            error=_("The task queue could not be reached; retry when the workers are back."),
-            finished_at=timezone.now(),
-        )
+
+def _not_started(run_id: int, error: BaseException) -> None:
+    # The broker down, or an in-process run failing past its own handling.
+    ReportRun.objects.filter(pk=run_id, state__in=[RunState.QUEUED, RunState.RUNNING]).update(
+        state=RunState.FAILED,
+        error=_("The task queue could not be reached; retry when the workers are back."),
+        finished_at=timezone.now(),
+    )
 
 
 # --- Generating it (the worker's part) -------------------------------------------------------------------------
@@ -321,21 +324,13 @@ def _scheduled_run(kind: str, trigger: str | None) -> ReportRun:
 
 
 def notify_after_commit(run_id: int) -> None:
-    def send() -> None:
-        from reports.tasks import report_notify_task
-
-        try:
-            report_notify_task.apply_async(args=[run_id], retry=False)
-        except Exception:
-            log.warning("Could not send the notice of report run %s", run_id, exc_info=True)
-
-    transaction.on_commit(send)
+    enqueue_after_commit("reports.tasks.report_notify_task", run_id)
 
 
 @transaction.atomic
 def report_notify(*, run_id: int) -> bool:
     """Email the sponsor a link to a finished scheduled run (or why it failed), once; True if this call sent it."""
-    run = ReportRun.objects.select_for_update().filter(pk=run_id, notified_at=None).first()
+    run = ReportRun.objects.select_for_update(no_key=True).filter(pk=run_id, notified_at=None).first()
     if run is None or run.active:
         return False
     recipients = [user.email for user in sponsors_of(run)]

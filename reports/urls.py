@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports import run_views
+from reports import run_views, views
 
 app_name = "reports"
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("runs/<int:pk>/retry/", run_views.retry, name="retry"),
     path("schedules/", run_views.schedules_page, name="schedules"),
     path("schedules/<int:pk>/", run_views.schedule_edit, name="schedule_edit"),
+    path("sae/<int:pk>/cioms.pdf", views.sae_cioms, name="sae_cioms"),
 ]

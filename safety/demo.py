@@ -57,7 +57,8 @@ def seed(*, users: dict[str, object]) -> dict[str, int]:
     for index, event in enumerate(REPORTED):
         participant = participants[event.arm][index % len(participants[event.arm])]
         _report(users, participant, event)
-    _serious(users, participants["MSC"][-1])
+    sae = _serious(users, _sae_participant(participants["MSC"]))
+    _sae_follow_up(users, sae)
     _death(users, participants["CONV"])
     for notification_id in notify.notifications_unsent(older_than=datetime.timedelta(0)):
         notify.sae_notification_send(notification_id=notification_id)
@@ -75,7 +76,13 @@ def _enrolled_by_arm() -> dict[str, list[Participant]]:
     enrolled = Participant.objects.filter(status=ParticipantStatus.ENROLLED, enrolment_date__isnull=False)
     by_arm: dict[str, list[Participant]] = {"MSC": [], "CONV": []}
     cutoff = timezone.localdate() - datetime.timedelta(days=150)
-    for participant in enrolled.filter(enrolment_date__lte=cutoff).select_related("arm", "site").order_by("pk"):
+    # The long-term participants (trial.demo, followed up past 18 months) keep a plain history.
+    recent = timezone.localdate() - datetime.timedelta(days=500)
+    for participant in (
+        enrolled.filter(enrolment_date__lte=cutoff, enrolment_date__gte=recent)
+        .select_related("arm", "site")
+        .order_by("pk")
+    ):
         by_arm[participant.arm.code].append(participant)
     return by_arm
 
@@ -154,6 +161,48 @@ def _serious(users: dict[str, object], participant: Participant) -> AdverseEvent
         ),
         reason="Admitted to hospital: serious",
     )
+
+
+def _sae_participant(candidates: list[Participant]) -> Participant:
+    """An MSC participant of a site with an investigator, who sends the follow-up report."""
+    return next((p for p in reversed(candidates) if p.site.number in (1, 2)), candidates[-1])
+
+
+def _sae_follow_up(users: dict[str, object], event: AdverseEvent) -> None:
+    """The site completes the SAE report, the sponsor's physician assesses it, the investigator sends follow-up 1."""
+    from safety.sae import services as sae
+    from safety.sae.rules import SaeDetailsInput
+
+    participant = event.participant
+    details = SaeDetailsInput(
+        admission_date=event.onset_date,
+        discharge_date=event.end_date,
+        narrative=(
+            "Haematemesis at home; admitted the same day. Gastroscopy: oesophageal varices with red signs, "
+            "band ligation of three varices; two units of red cells transfused. No further bleeding; "
+            "discharged on day 6 on propranolol."
+        ),
+        relevant_tests="Haemoglobin 68 g/L on admission, 96 g/L at discharge; platelets 52 x10^9/L; INR 1.6.",
+        relevant_history="Hepatitis B cirrhosis, oesophageal varices known since screening; no previous bleeding.",
+        concomitant_medications=[
+            {"name": "Entecavir", "dose": "0.5 mg daily", "route": "oral", "indication": "Chronic hepatitis B"},
+            {"name": "Spironolactone", "dose": "40 mg daily", "route": "oral", "indication": "Ascites"},
+        ],
+        dechallenge="na",
+        rechallenge="na",
+    )
+    sae.sae_details_save(user=_site_user(users, participant), event_id=event.pk, version=0, data=details)
+    sae.sae_sponsor_causality_record(
+        user=users["datamanager"],
+        event_id=event.pk,
+        version=1,
+        relationship="unlikely",
+        assessor="Dr. Chen Yu, sponsor's safety physician",
+        comment="Variceal bleeding is expected in decompensated cirrhosis; no temporal link to the infusion.",
+    )
+    investigator = users.get(f"investigator{participant.site.number}")
+    if investigator is not None:
+        sae.sae_report_submit(user=investigator, event_id=event.pk, sequence=1)
 
 
 def _death(users: dict[str, object], candidates: list[Participant]) -> None:

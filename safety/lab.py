@@ -13,7 +13,6 @@ import functools
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -21,8 +20,10 @@ from capture.definitions import FormSpec, protocol_forms
 from capture.models import FormInstance, ItemValue
 from safety import grading
 from safety.models import AdverseEvent, AdverseEventSource, AdverseEventStatus, BodySystem, FormGrading, LabGrading
-from safety.services import OBJECT_TYPE, lock_participant, next_number
+from safety.services import OBJECT_TYPE, next_number
 from trial.audit import AuditEntry, audit_write
+from trial.background import enqueue_after_commit
+from trial.locking import atomic_with_retry, lock_participant
 from trial.models import Protocol, Visit
 
 FLAGGED_LEVEL = Decimal("0.5")  # a flagged value (hyperglycemia) ranks above "normal" and below grade 1
@@ -69,13 +70,14 @@ def forms_due(*, older_than: datetime.timedelta, limit: int = 500) -> list[int]:
     return ids[:limit]
 
 
-@transaction.atomic
+@atomic_with_retry
 def form_grade(*, form_id: int) -> GradeOutcome:
     """Grade the lab form as it stands and propose adverse events; idempotent."""
     instance = FormInstance.objects.select_related("visit", "definition").filter(pk=form_id).first()
     if instance is None:
         return GradeOutcome(form_id, 0, (), (), skipped=True)
-    participant = lock_participant(instance.visit.participant_id)  # one grading of a participant at a time
+    # The lock order's first step (trial/locking.py): one grading, or other write, of a participant at a time.
+    participant = lock_participant(instance.visit.participant_id)
     instance = FormInstance.objects.select_related("visit__definition", "definition").get(pk=form_id)
     done = FormGrading.objects.filter(form=instance).first()
     if done is not None and done.graded_version >= instance.version:
@@ -201,10 +203,8 @@ def _regrade_later(instance: FormInstance) -> None:
     stale = FormGrading.objects.filter(form__in=later)
     ids = list(stale.values_list("form_id", flat=True))
     stale.update(graded_version=0)
-    from safety.notify import enqueue
-
     for form_id in ids:
-        transaction.on_commit(functools.partial(enqueue, "safety.tasks.lab_grade_task", form_id))
+        enqueue_after_commit("safety.tasks.lab_grade_task", form_id)
 
 
 class _Proposals:

@@ -47,13 +47,15 @@ class Outcome(models.TextChoices):
 
 
 class SeriousCriterion(models.TextChoices):
-    """The record's definition of a serious adverse event, plus hospitalisation (ICH E2A)."""
+    """ICH E2A's criteria of a serious adverse event, plus the protocol's own: any tumour."""
 
     FATAL = "fatal", _("Fatal")
     LIFE_THREATENING = "life_threatening", _("Life-threatening")
-    DISABLING = "disabling", _("Permanently disabling")
-    TUMOUR = "tumour", _("Tumour, particularly hepatocellular carcinoma")
     HOSPITALISATION = "hospitalisation", _("Requires or prolongs hospitalisation")
+    DISABLING = "disabling", _("Persistent or significant disability or incapacity")
+    CONGENITAL_ANOMALY = "congenital_anomaly", _("Congenital anomaly or birth defect")
+    MEDICALLY_IMPORTANT = "medically_important", _("Other medically important event")
+    TUMOUR = "tumour", _("Tumour, particularly hepatocellular carcinoma")
 
 
 class BodySystem(models.TextChoices):
@@ -222,10 +224,119 @@ class NotificationChannel(models.TextChoices):
     EMAIL = "email", _("Email")
 
 
+class SaeReportKind(models.TextChoices):
+    INITIAL = "initial", _("Initial report")
+    FOLLOW_UP = "follow_up", _("Follow-up report")
+    FINAL = "final", _("Final report")
+
+
+class ChallengeResult(models.TextChoices):
+    """CIOMS I boxes 20 and 21: did the reaction abate after stopping, reappear after reintroducing?"""
+
+    YES = "yes", _("Yes")
+    NO = "no", _("No")
+    NOT_APPLICABLE = "na", _("Not applicable")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class SeriousAdverseEvent(models.Model):
+    """What a serious adverse event's report holds beyond the AE form (ICH E2A, CIOMS I).
+
+    The hospital stay, the narrative, tests and history, the suspect and concomitant medications, and the
+    sponsor's causality assessment. Medications are lists of {"name", "dose", "route", "indication", "start_date",
+    "end_date", "log_form_id"}: `log_form_id` binds an entry to a row of the concomitant medication log (a
+    FormInstance of form CM) once that log exists; the study's UC-MSC is added to the suspect products from the
+    infusion forms, not typed here.
+    """
+
+    adverse_event = models.OneToOneField(AdverseEvent, on_delete=models.PROTECT, related_name="sae")
+    admission_date = models.DateField(null=True, blank=True)
+    discharge_date = models.DateField(null=True, blank=True)
+    narrative = models.TextField(blank=True)
+    relevant_tests = models.TextField(blank=True)
+    relevant_history = models.TextField(blank=True)
+    suspect_medications = models.JSONField(default=list, blank=True)
+    concomitant_medications = models.JSONField(default=list, blank=True)
+    dechallenge = models.CharField(max_length=8, choices=ChallengeResult.choices, blank=True)
+    rechallenge = models.CharField(max_length=8, choices=ChallengeResult.choices, blank=True)
+    sponsor_relationship = models.CharField(max_length=16, choices=Relationship.choices, blank=True)
+    sponsor_assessor = models.CharField(max_length=200, blank=True, help_text="The sponsor's safety physician.")
+    sponsor_comment = models.TextField(blank=True)
+    sponsor_assessed_at = models.DateTimeField(null=True, blank=True)
+    sponsor_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField()
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(discharge_date__isnull=True)
+                | (Q(admission_date__isnull=False) & Q(discharge_date__gte=models.F("admission_date"))),
+                name="sae_discharged_after_admission",
+            ),
+            models.CheckConstraint(
+                condition=Q(sponsor_relationship="") | ~Q(sponsor_assessor=""), name="sae_sponsor_assessor_named"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"SAE of {self.adverse_event_id}"
+
+
+class SaeReport(models.Model):
+    """One version of an SAE's expedited report: initial, follow-up 1..n, final, each sent to the recipients.
+
+    `snapshot` holds the report's data as they stood when it was submitted; the CIOMS I form of this version is
+    printed from it, so a later correction never changes what was sent.
+    """
+
+    adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="sae_reports")
+    sequence = models.PositiveIntegerField(help_text="0 for the initial report, then 1, 2...")
+    kind = models.CharField(max_length=12, choices=SaeReportKind.choices)
+    snapshot = models.JSONField()
+    submitted_at = models.DateTimeField()
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["adverse_event", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["adverse_event", "sequence"], name="saereport_event_sequence_unique"),
+            models.UniqueConstraint(fields=["adverse_event"], condition=Q(kind="final"), name="saereport_one_final"),
+            models.CheckConstraint(
+                condition=(Q(sequence=0) & Q(kind="initial")) | (Q(sequence__gt=0) & ~Q(kind="initial")),
+                name="saereport_initial_first",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.adverse_event_id} {self.label}"
+
+    @property
+    def label(self) -> str:
+        if self.kind == SaeReportKind.INITIAL:
+            return str(_("Initial report"))
+        if self.kind == SaeReportKind.FINAL:
+            return str(_("Final report (follow-up %(number)s)") % {"number": self.sequence})
+        return str(_("Follow-up %(number)s") % {"number": self.sequence})
+
+
 class SaeNotification(models.Model):
-    """One recipient's expedited notice of a serious adverse event: created with the SAE, sent by the task."""
+    """One recipient's expedited notice of one version of an SAE report: queued with it, sent by the task."""
 
     adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="notifications")
+    report = models.ForeignKey(
+        SaeReport,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        help_text="Empty on notices queued before report versions existed.",
+    )
     recipient = models.CharField(max_length=200, help_text="user:<id>, or email:<address> for a contact.")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -240,7 +351,12 @@ class SaeNotification(models.Model):
     class Meta:
         ordering = ["adverse_event", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["adverse_event", "recipient"], name="saenotification_once_per_recipient")
+            models.UniqueConstraint(
+                fields=["adverse_event", "recipient"],
+                condition=Q(report__isnull=True),
+                name="saenotification_once_per_recipient",
+            ),
+            models.UniqueConstraint(fields=["report", "recipient"], name="saenotification_once_per_report_recipient"),
         ]
         indexes = [models.Index(fields=["sent_at"])]
 

@@ -13,13 +13,16 @@ import logging
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from safety.models import AdverseEvent, Notification, SaeNotification, SeriousCriterion
+from capture.definitions import protocol_definition
+from safety.models import AdverseEvent, Notification, SaeNotification, SaeReport, SaeReportKind, SeriousCriterion
+from safety.sae import snapshot
 from trial.audit import AuditEntry, audit_write
-from trial.models import Role, SiteMembership
+from trial.background import enqueue_after_commit
+from trial.locking import atomic_with_retry, lock_participant_of, lock_records
+from trial.models import Participant, Role, SiteMembership
 
 log = logging.getLogger(__name__)
 
@@ -28,29 +31,56 @@ SAFETY_CONTACT_ROLE = "sponsor_safety"
 
 
 def expedite_if_due(event: AdverseEvent, now: datetime.datetime) -> list[AuditEntry]:
-    """Start the clock and queue the notices the first time an event is serious, grade 4 or fatal.
+    """Start the clock, write the initial report and queue its notices the first time an event is serious, grade 4
+    or fatal.
 
-    Called inside the transaction that made the change; returns the audit entries of what it queued.
+    Called inside the transaction that made the change; returns the audit entries of what it wrote.
     """
     if not event.expedited or event.expedited_at is not None:
         return []
     event.expedited_at = now
     if event.pk:
         AdverseEvent.objects.filter(pk=event.pk).update(expedited_at=now)
+    report = report_write(event, kind=SaeReportKind.INITIAL, sequence=0, user=None, now=now)
+    return [
+        AuditEntry("adverse_event", str(event.pk), "expedite", "AE", "expedited_at", "", now.isoformat()),
+        *report_entries(report),
+        *report_notices_queue(event, report, now),
+    ]
+
+
+def report_write(
+    event: AdverseEvent, *, kind: str, sequence: int, user: object | None, now: datetime.datetime
+) -> SaeReport:
+    """A version of the SAE report, its data kept as they stand now."""
+    definition = protocol_definition(event.participant.protocol)
+    return SaeReport.objects.create(
+        adverse_event_id=event.pk,
+        sequence=sequence,
+        kind=kind,
+        snapshot=snapshot.build(event, protocol_definition=definition),
+        submitted_at=now,
+        submitted_by=user,
+    )
+
+
+def report_entries(report: SaeReport) -> list[AuditEntry]:
+    return [AuditEntry("sae_report", str(report.pk), "submit", "AE", "report", "", report.label)]
+
+
+def report_notices_queue(event: AdverseEvent, report: SaeReport, now: datetime.datetime) -> list[AuditEntry]:
+    """One notice per recipient of this report version, each sent by its own task after commit."""
     created = [
         SaeNotification.objects.create(
-            adverse_event_id=event.pk, recipient=key, user=user, email=email, role=role, created_at=now
+            adverse_event_id=event.pk, report=report, recipient=key, user=user, email=email, role=role, created_at=now
         )
         for key, user, email, role in recipients(event)
     ]
     for notification in created:
         send_after_commit(notification.pk)
     return [
-        AuditEntry("adverse_event", str(event.pk), "expedite", "AE", "expedited_at", "", now.isoformat()),
-        *(
-            AuditEntry("sae_notification", str(n.pk), "queue", "AE", n.role, "", n.email or f"user {n.user_id}")
-            for n in created
-        ),
+        AuditEntry("sae_notification", str(n.pk), "queue", "AE", n.role, "", n.email or f"user {n.user_id}")
+        for n in created
     ]
 
 
@@ -72,27 +102,19 @@ def recipients(event: AdverseEvent) -> list[tuple[str, object | None, str, str]]
 
 
 def send_after_commit(notification_id: int) -> None:
-    """Hand the notice to a worker once the SAE is committed; if the broker is down, the sweep sends it."""
-    transaction.on_commit(lambda: enqueue("safety.tasks.sae_notify_task", notification_id))
+    """Hand the notice to a worker once the SAE is committed; if the broker is down, the sweep sends it (the
+    outbox row stays unsent)."""
+    enqueue_after_commit("safety.tasks.sae_notify_task", notification_id)
 
 
-def enqueue(task_name: str, *args: object) -> None:
-    """Send a task without waiting on an unreachable broker: the outbox row stays and the sweep retries."""
-    from safety import tasks  # the tasks import the services; imported here to keep that one way
-
-    task = {t.name: t for t in tasks.ALL}[task_name]
-    try:
-        task.apply_async(args=args, retry=False)
-    except Exception:  # the broker down, or an eager run failing: the sweep retries either way
-        log.warning("Could not run %s%s now; the periodic sweep will", task_name, args, exc_info=True)
-
-
-@transaction.atomic
+@atomic_with_retry
 def sae_notification_send(*, notification_id: int) -> bool:
     """Notify one recipient of an SAE, unless already done; True if this call notified them."""
+    notices = SaeNotification.objects.filter(pk=notification_id)
+    lock_participant_of(Participant.objects.filter(adverse_events__notifications__in=notices))
     notification = (
-        SaeNotification.objects.select_for_update(of=("self",))
-        .select_related("adverse_event__participant__site", "user")
+        lock_records(SaeNotification.objects)
+        .select_related("adverse_event__participant__site", "user", "report")
         .filter(pk=notification_id)
         .first()
     )
@@ -103,7 +125,8 @@ def sae_notification_send(*, notification_id: int) -> bool:
     if notification.email:
         _email(notification, event)
     if notification.user_id:
-        Notification.objects.create(user=notification.user, adverse_event=event, text=_summary(event), created_at=now)
+        text = _summary(event, notification.report)
+        Notification.objects.create(user=notification.user, adverse_event=event, text=text, created_at=now)
     notification.sent_at = now
     notification.attempts += 1
     notification.save(update_fields=["sent_at", "attempts"])
@@ -117,10 +140,20 @@ def sae_notification_send(*, notification_id: int) -> bool:
     return True
 
 
-def _summary(event: AdverseEvent) -> str:
+def _report_name(report: SaeReport | None) -> str:
+    """The report version in English, as the notices name it."""
+    if report is None or report.kind == SaeReportKind.INITIAL:
+        return "initial report"
+    if report.kind == SaeReportKind.FINAL:
+        return f"final report (follow-up {report.sequence})"
+    return f"follow-up {report.sequence}"
+
+
+def _summary(event: AdverseEvent, report: SaeReport | None = None) -> str:
     participant = event.participant
     return (
-        f"SAE {participant.subject_id} {event.label} (site {participant.site.number}): {event.term}, "
+        f"SAE {participant.subject_id} {event.label} {_report_name(report)} (site {participant.site.number}): "
+        f"{event.term}, "
         f"grade {event.grade}, onset {event.onset_date.isoformat()}"
     )[:300]
 
@@ -134,9 +167,11 @@ def _email(notification: SaeNotification, event: AdverseEvent) -> None:
 def _send_email(notification: SaeNotification, event: AdverseEvent) -> None:
     url = settings.SITE_URL.rstrip("/") + reverse("safety:adverse_event", args=[event.pk])
     criteria = ", ".join(str(SeriousCriterion(code).label) for code in event.serious_criteria) or "-"
+    report = notification.report
     body = "\n".join(
         [
             "A serious adverse event was reported in NCT01573923 (UC-MSC for liver cirrhosis).",
+            f"This notice is the {_report_name(report)} of the event.",
             "",
             f"Participant: {event.participant.subject_id} at site {event.participant.site.number}",
             f"Event: {event.label} {event.term}",
@@ -152,7 +187,7 @@ def _send_email(notification: SaeNotification, event: AdverseEvent) -> None:
         ]
     )
     message = EmailMessage(
-        subject=f"[SAE] NCT01573923 {event.participant.subject_id} {event.label}",
+        subject=f"[SAE] NCT01573923 {event.participant.subject_id} {event.label} {_report_name(report)}",
         body=body,
         to=[notification.email],
         headers={"X-EDC-Notification": str(notification.pk)},

@@ -1,11 +1,7 @@
 """Safety's answer to capture's form_saved signal: queue the lab grading for after the commit."""
 
-import functools
-
-from django.db import transaction
-
 from safety import lab
-from safety.notify import enqueue
+from trial.background import enqueue_after_commit
 
 
 def form_saved_receiver(sender: object, *, form: object, form_code: str, visit: object, **kwargs: object) -> None:
@@ -15,4 +11,4 @@ def form_saved_receiver(sender: object, *, form: object, form_code: str, visit: 
     sweep grades a form whose task never reached the broker.
     """
     if form_code in lab.graded_form_codes(visit.participant.protocol):
-        transaction.on_commit(functools.partial(enqueue, "safety.tasks.lab_grade_task", form.pk))
+        enqueue_after_commit("safety.tasks.lab_grade_task", form.pk)

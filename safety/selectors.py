@@ -32,6 +32,8 @@ from trial.access import Action
 from trial.models import AuditRecord, Participant, Role, Site
 
 NOTIFICATION_OBJECT_TYPE = "sae_notification"
+SAE_OBJECT_TYPE = "serious_adverse_event"  # safety/sae/services.py, keyed by the event
+SAE_REPORT_OBJECT_TYPE = "sae_report"
 NOTIFICATIONS_SHOWN = 100
 
 
@@ -100,6 +102,8 @@ HISTORY_ACTIONS = {
     "dismiss": _("Dismissed by the investigator"),
     "verify": _("Source data verified"),
     "sign": _("Signed"),
+    "submit": _("SAE report sent"),
+    "sponsor_causality": _("Sponsor's causality recorded"),
 }
 
 
@@ -119,6 +123,19 @@ HISTORY_FIELDS = {
     "status": _("Status"),
     "signature": _("Signature"),
     "expedited_at": _("Expedited reporting"),
+    "report": _("SAE report version"),
+    "admission_date": _("Hospital admission"),
+    "discharge_date": _("Hospital discharge"),
+    "narrative": _("Narrative"),
+    "relevant_tests": _("Relevant tests and laboratory data"),
+    "relevant_history": _("Relevant history"),
+    "suspect_medications": _("Suspect medications"),
+    "concomitant_medications": _("Concomitant medications"),
+    "dechallenge": _("Abated after stopping"),
+    "rechallenge": _("Reappeared after reintroduction"),
+    "sponsor_relationship": _("Sponsor's causality"),
+    "sponsor_assessor": _("Sponsor's assessor"),
+    "sponsor_comment": _("Sponsor's comment"),
     SAFETY_CONTACT_ROLE: _("Sponsor's safety contact"),
     **dict(Role.choices),
 }
@@ -158,11 +175,13 @@ class AdverseEventDetail:
 
 def adverse_event_detail(event: AdverseEvent, *, now: datetime.datetime) -> AdverseEventDetail:
     """The event's expedited notices, one per recipient, and its audit trail with theirs, newest first (2 queries)."""
-    notices = list(SaeNotification.objects.filter(adverse_event=event).select_related("user").order_by("id"))
+    notices = list(SaeNotification.objects.filter(adverse_event=event).select_related("user", "report").order_by("id"))
     unsent = sum(1 for notice in notices if notice.sent_at is None)
+    reports = {str(notice.report_id) for notice in notices if notice.report_id}
     records = AuditRecord.objects.filter(participant_id=event.participant_id).filter(
-        Q(object_type=OBJECT_TYPE, object_id=str(event.pk))
+        Q(object_type__in=[OBJECT_TYPE, SAE_OBJECT_TYPE], object_id=str(event.pk))
         | Q(object_type=NOTIFICATION_OBJECT_TYPE, object_id__in=[str(notice.pk) for notice in notices])
+        | Q(object_type=SAE_REPORT_OBJECT_TYPE, object_id__in=sorted(reports))
     )
     return AdverseEventDetail(
         event=event,

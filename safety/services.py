@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 
-from django.db import transaction
 from django.db.models import Max
 from django.http import HttpRequest
 from django.utils import timezone
@@ -23,6 +22,7 @@ from trial import access
 from trial.access import Action
 from trial.audit import AuditEntry, audit_write
 from trial.errors import InvalidInput
+from trial.locking import atomic_with_retry, lock_participant, lock_participant_of, lock_records
 from trial.models import Participant, ParticipantStatus, Visit
 from trial.signing import SignatureTarget, signature_password_check
 from trial.validators import date_problem
@@ -52,8 +52,9 @@ def adverse_event_or_404(
     """The event if the user may see it (else 404) and do `action` at its site (else 403), with `related` read in
     the same query."""
     events = adverse_events_visible(user).select_related("participant__site", "participant__arm", "lab_visit", *related)
-    if lock:
-        events = events.select_for_update(of=("self",))
+    if lock:  # the participant first, then the event (trial/locking.py)
+        lock_participant_of(access.participants(user).filter(adverse_events=pk))
+        events = lock_records(events)
     event = access.get_or_404(events, pk=pk)
     access.require(user, action, event.participant.site_id)
     return event
@@ -98,15 +99,10 @@ def next_number(participant: Participant) -> int:
     return (highest or 0) + 1
 
 
-def lock_participant(participant_id: int) -> Participant:
-    """Serialise every numbering and grading write of one participant for the rest of the transaction."""
-    return Participant.objects.select_for_update().get(pk=participant_id)
-
-
 # --- Report and correct -----------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@atomic_with_retry
 def adverse_event_report(*, user: object, participant_id: int, data: AdverseEventInput) -> AdverseEvent:
     """The site reports an adverse event it learnt of (from the participant, a record, a visit)."""
     participant = _participant_for_entry(user, participant_id)
@@ -133,7 +129,7 @@ def adverse_event_report(*, user: object, participant_id: int, data: AdverseEven
     return event
 
 
-@transaction.atomic
+@atomic_with_retry
 def adverse_event_update(
     *, user: object, event_id: int, version: int, data: AdverseEventInput, reason: str
 ) -> AdverseEvent:
@@ -216,7 +212,7 @@ def _proposal_for_decision(user: object, event_id: int, version: int) -> Adverse
     return event
 
 
-@transaction.atomic
+@atomic_with_retry
 def adverse_event_confirm(*, user: object, event_id: int, version: int, data: AdverseEventInput) -> AdverseEvent:
     """The investigator confirms a lab-graded abnormality as an adverse event, assessing it on the protocol's
     scale (grade, relationship to the UC-MSC infusion, seriousness, outcome)."""
@@ -240,7 +236,7 @@ def adverse_event_confirm(*, user: object, event_id: int, version: int, data: Ad
     return event
 
 
-@transaction.atomic
+@atomic_with_retry
 def adverse_event_dismiss(*, user: object, event_id: int, version: int, reason: str) -> AdverseEvent:
     """The investigator judges a lab-graded abnormality not an adverse event (say, unchanged from the
     cirrhosis at baseline), with the reason on record."""
@@ -266,7 +262,7 @@ def adverse_event_dismiss(*, user: object, event_id: int, version: int, reason: 
 # --- Review: source data verification and signature -------------------------------------------------------------
 
 
-@transaction.atomic
+@atomic_with_retry
 def adverse_event_verify(*, user: object, event_id: int, version: int) -> AdverseEvent:
     """The monitor has checked the event against the source (the hospital record)."""
     event = adverse_event_or_404(user, event_id, Action.VERIFY, lock=True)
@@ -296,7 +292,7 @@ def adverse_event_sign(
     return _adverse_event_sign(user=user, event_id=event.pk, version=version)
 
 
-@transaction.atomic
+@atomic_with_retry
 def _adverse_event_sign(*, user: object, event_id: int, version: int) -> AdverseEvent:
     event = adverse_event_or_404(user, event_id, Action.SIGN, lock=True)
     _guard_signable(event, version)
@@ -319,7 +315,7 @@ def _guard_signable(event: AdverseEvent, version: int) -> None:
 # --- Death ------------------------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@atomic_with_retry
 def death_report(
     *,
     user: object,
@@ -406,7 +402,7 @@ def _end_schedule(participant: Participant, death_date: datetime.date) -> list[A
     ]
 
 
-@transaction.atomic
+@atomic_with_retry
 def death_report_update(
     *,
     user: object,

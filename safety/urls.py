@@ -1,6 +1,7 @@
 from django.urls import path
 
 from safety import views
+from safety.sae import views as sae_views
 
 app_name = "safety"
 
@@ -28,4 +29,7 @@ urlpatterns = [
     path("adverse-events/<int:pk>/dismiss/", views.adverse_event_dismiss, name="adverse_event_dismiss"),
     path("adverse-events/<int:pk>/verify/", views.adverse_event_verify, name="adverse_event_verify"),
     path("adverse-events/<int:pk>/sign/", views.adverse_event_sign, name="adverse_event_sign"),
+    path("adverse-events/<int:pk>/sae/", sae_views.sae_details, name="sae_details"),
+    path("adverse-events/<int:pk>/sae/reports/", sae_views.sae_report_send, name="sae_report_send"),
+    path("adverse-events/<int:pk>/sae/sponsor/", sae_views.sae_sponsor_causality, name="sae_sponsor_causality"),
 ]

@@ -26,6 +26,7 @@ from safety import selectors, services
 from safety.forms import AdverseEventForm, DeathReportForm, DismissForm, SignForm, SiteFilterForm, VersionForm
 from safety.models import AdverseEvent, AdverseEventStatus, Notification, SeriousCriterion
 from safety.records import RECORD_TYPE
+from safety.sae.selectors import sae_panel
 from trial import access
 from trial.access import Action
 from trial.alerts import alert_unread, alerts_mark_read, alerts_of
@@ -48,6 +49,8 @@ class EventPermissions:
     assess: bool
     verify: bool
     sign: bool
+    sponsor_causality: bool = False
+    print_sae: bool = False
     raise_query: bool = False
     answer: bool = False  # the names capture's query thread template reads
 
@@ -59,6 +62,8 @@ def _permissions(request: HttpRequest, site_id: int) -> EventPermissions:
         assess=access.can(user, Action.ASSESS_SAFETY, site_id),
         verify=access.can(user, Action.VERIFY, site_id),
         sign=access.can(user, Action.SIGN, site_id),
+        sponsor_causality=access.can(user, Action.SPONSOR_CAUSALITY, site_id),
+        print_sae=access.can(user, Action.PRINT_SAE, site_id),
         raise_query=access.can(user, Action.RAISE_QUERY, site_id),
         answer=access.can(user, Action.ENTER_DATA, site_id),
     )
@@ -244,6 +249,7 @@ def _detail_page(
         "serious_choices": SeriousCriterion.choices,
         "queries": queries_of_record(request.user, RECORD_TYPE, event.pk),
         "record_type": RECORD_TYPE,
+        "sae": sae_panel(event),
     }
     return render(request, "safety/adverse_event.html", context, status=status)
 

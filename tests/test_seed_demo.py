@@ -17,7 +17,7 @@ def seeded(protocol):
 
 def test_demo_is_a_living_trial(seeded):
     statuses = {status: Participant.objects.filter(status=status).count() for status in ParticipantStatus.values}
-    assert statuses["enrolled"] + statuses["died"] == 32 and statuses["died"] == 1
+    assert statuses["enrolled"] + statuses["died"] == 34 and statuses["died"] == 1
     assert statuses["eligible"] == 3 and statuses["screen_failed"] == 7
     assert Participant.objects.values("site").distinct().count() == 6
     assert Participant.objects.filter(status="enrolled").values("arm").distinct().count() == 2
@@ -76,3 +76,20 @@ def test_demo_safety_has_graded_proposals_events_in_both_arms_an_sae_and_a_death
     assert death.participant.status == "died" and death.adverse_event.outcome == "fatal"
     assert FormGrading.objects.count() > 0
     assert audit_verify().intact
+
+
+def test_demo_logs_hold_every_participants_therapy_history_and_some_deviations(seeded):
+    from capture.logs.demo import CORRECTION_REASON as DOSE_CORRECTED
+    from capture.models import LogRow, LogValue
+
+    enrolled = Participant.objects.exclude(subject_id=None)
+    with_therapy = LogRow.objects.filter(definition__code="CM", removed_at=None).values("participant").distinct()
+    with_history = LogRow.objects.filter(definition__code="MH").values("participant").distinct()
+    assert with_therapy.count() == with_history.count() == enrolled.count() == 32
+    classes = set(LogValue.objects.filter(item__code="CMCLAS").values_list("row__participant__arm__code", "text"))
+    assert {("MSC", "antiviral"), ("CONV", "antiviral"), ("MSC", "diuretic"), ("CONV", "diuretic")} <= classes
+    aetiologies = set(LogValue.objects.filter(item__code="MHETIOL").values_list("text", flat=True))
+    assert {"HBV", "NA"} <= aetiologies and len(aetiologies) >= 3
+    assert LogRow.objects.filter(definition__code="DV").count() >= 3
+    assert AuditRecord.objects.filter(object_type="log_row", reason=DOSE_CORRECTED).exists()
+    assert LogRow.objects.exclude(removed_at=None).exists()

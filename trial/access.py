@@ -25,16 +25,38 @@ class Action(StrEnum):
     LOCK = "lock"
     REPORT = "report"
     EXPORT = "export"
+    # The sponsor's safety physician's causality of a serious adverse event, recorded for them by the data manager:
+    # the sponsor's own accounts stay read-only.
+    SPONSOR_CAUSALITY = "sponsor_causality"
+    PRINT_SAE = "print_sae"  # the CIOMS I form of a serious adverse event
 
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     Role.COORDINATOR: frozenset({Action.VIEW, Action.SCREEN, Action.ENROL, Action.ENTER_DATA}),
     Role.INVESTIGATOR: frozenset(
-        {Action.VIEW, Action.SCREEN, Action.ENROL, Action.ENTER_DATA, Action.SIGN, Action.ASSESS_SAFETY}
+        {
+            Action.VIEW,
+            Action.SCREEN,
+            Action.ENROL,
+            Action.ENTER_DATA,
+            Action.SIGN,
+            Action.ASSESS_SAFETY,
+            Action.PRINT_SAE,
+        }
     ),
-    Role.MONITOR: frozenset({Action.VIEW, Action.RAISE_QUERY, Action.VERIFY}),
-    Role.DATA_MANAGER: frozenset({Action.VIEW, Action.RAISE_QUERY, Action.LOCK, Action.REPORT, Action.EXPORT}),
-    Role.SPONSOR: frozenset({Action.VIEW, Action.REPORT, Action.EXPORT}),
+    Role.MONITOR: frozenset({Action.VIEW, Action.RAISE_QUERY, Action.VERIFY, Action.PRINT_SAE}),
+    Role.DATA_MANAGER: frozenset(
+        {
+            Action.VIEW,
+            Action.RAISE_QUERY,
+            Action.LOCK,
+            Action.REPORT,
+            Action.EXPORT,
+            Action.SPONSOR_CAUSALITY,
+            Action.PRINT_SAE,
+        }
+    ),
+    Role.SPONSOR: frozenset({Action.VIEW, Action.REPORT, Action.EXPORT, Action.PRINT_SAE}),
 }
 
 _CACHE_ATTR = "_trial_site_roles"

@@ -175,6 +175,12 @@ class ScreeningInputSerializer(InputSerializer):
     date_of_birth = serializers.DateField()
     screening_date = serializers.DateField()
     consent_date = serializers.DateField(allow_null=True, help_text="Date of written informed consent; null if none.")
+    icf_version = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=16,
+        help_text="The consent form version signed; omitted: the version in force on the consent date.",
+    )
     diagnosis = serializers.ChoiceField(choices=Diagnosis.choices)
     total_bilirubin = serializers.DecimalField(max_digits=7, decimal_places=1, help_text="umol/L")
     albumin = serializers.DecimalField(max_digits=5, decimal_places=1, help_text="g/L")

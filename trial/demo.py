@@ -13,7 +13,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from trial.models import Participant, Role, Site, SiteMembership
+from trial.consent import icf_current, participant_reconsent
+from trial.models import Participant, ParticipantStatus, Role, Site, SiteMembership
 from trial.scoring import child_pugh
 from trial.services import (
     ScreeningInput,
@@ -85,7 +86,38 @@ def seed(*, password: str) -> tuple[dict[str, object], int]:
             failure = SCREEN_FAILURES[(site_number + index) % len(SCREEN_FAILURES)]
             participant_screen(user=coordinator, site=site, data=_screening(rng, rng.randint(5, 300), **failure))
         created += n_enrolled + n_eligible + n_failed
+    created += _long_term(rng, users)
+    _reconsent_some(rng)
     return users, created
+
+
+# Enrolled about 33 months ago at site 1: their survival contacts at 18, 24 and 30 months are past (symptoms asked).
+LONG_TERM_DAYS_AGO = (1000, 990)
+
+
+def _long_term(rng: random.Random, users: dict[str, object]) -> int:
+    site = Site.objects.get(number=1)
+    for days_ago, arm in zip(LONG_TERM_DAYS_AGO, ("MSC", "CONV"), strict=True):
+        _enrolled(rng, users["coordinator1"], site, days_ago, arm=arm)
+    return len(LONG_TERM_DAYS_AGO)
+
+
+def _reconsent_some(rng: random.Random) -> None:
+    """Every other participant who signed an earlier consent form version re-consented to the one in force; the
+    others are on the coordinator's list."""
+    current = icf_current(protocol_current())
+    if current is None:
+        return
+    today = timezone.localdate()
+    outdated = Participant.objects.filter(status=ParticipantStatus.ENROLLED).exclude(icf_version=current.version)
+    for index, participant in enumerate(outdated.select_related("site").order_by("pk")):
+        if index % 2:
+            continue
+        day = min(max(current.date, participant.icf_date) + datetime.timedelta(days=rng.randint(5, 60)), today)
+        coordinator = get_user_model().objects.get(username=f"coordinator{participant.site.number}")
+        participant_reconsent(
+            user=coordinator, participant_id=participant.pk, icf_version=current.version, consent_date=day
+        )
 
 
 @transaction.atomic

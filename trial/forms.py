@@ -75,6 +75,12 @@ class ScreeningForm(DomainErrorsMixin, forms.Form):
         widget=DateInput(),
         help_text=_("Leave empty if consent has not been given."),
     )
+    icf_version = forms.CharField(
+        label=_("Consent form version"),
+        required=False,
+        max_length=16,
+        help_text=_("Leave empty for the version in force on the consent date."),
+    )
     diagnosis = forms.ChoiceField(label=_("Clinical diagnosis"), choices=_blank(Diagnosis.choices))
     total_bilirubin = forms.DecimalField(label=_("Total bilirubin"), max_digits=7, decimal_places=1)
     albumin = forms.DecimalField(label=_("Albumin"), max_digits=5, decimal_places=1)
@@ -113,6 +119,7 @@ class ScreeningForm(DomainErrorsMixin, forms.Form):
                 "date_of_birth",
                 "screening_date",
                 "consent_date",
+                "icf_version",
             ),
             Fieldset(
                 _("Diagnosis and Child-Pugh values"),
@@ -148,6 +155,7 @@ class ScreeningForm(DomainErrorsMixin, forms.Form):
             date_of_birth=data["date_of_birth"],
             screening_date=data["screening_date"],
             consent_date=data["consent_date"],
+            icf_version=data["icf_version"].strip(),
             diagnosis=data["diagnosis"],
             total_bilirubin=data["total_bilirubin"],
             albumin=data["albumin"],
@@ -208,3 +216,16 @@ class ParticipantFilterForm(forms.Form):
             "status": self.cleaned_data.get("status") or "",
             "search": self.cleaned_data.get("q") or "",
         }
+
+
+class ReconsentForm(DomainErrorsMixin, forms.Form):
+    """The consent form version a participant re-consented to, and the day they signed it."""
+
+    icf_version = forms.ChoiceField(label=_("Consent form version"))
+    consent_date = forms.DateField(label=_("Date of re-consent"), required=False, widget=DateInput())
+
+    def __init__(self, *args: object, versions: list[str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["icf_version"].choices = [(version, version) for version in versions]
+        self.helper = FormHelper()
+        self.helper.form_tag = False

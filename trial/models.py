@@ -100,6 +100,9 @@ class FormDefinition(models.Model):
     visit_codes = models.JSONField(default=list, help_text="Visits at which the form is collected.")
     arm_codes = models.JSONField(default=list, help_text="Arms the form applies to; empty means every arm.")
     checks = models.JSONField(default=list, help_text="Cross-item edit checks from the protocol file.")
+    repeating = models.BooleanField(
+        default=False, help_text="A log form: its rows repeat per participant (capture.LogRow), not per visit."
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["protocol", "code"], name="formdef_protocol_code_unique")]
@@ -239,6 +242,10 @@ class Participant(models.Model):
     death_date = models.DateField(
         null=True, blank=True, help_text="Set by the death report: no visit after it takes data."
     )
+    icf_version = models.CharField(
+        max_length=16, blank=True, help_text="The informed consent form version last signed (screening, re-consent)."
+    )
+    icf_date = models.DateField(null=True, blank=True, help_text="When that version was signed.")
 
     class Meta:
         ordering = ["site__number", "screening_number"]
@@ -259,6 +266,31 @@ class Participant(models.Model):
 
     def age_on(self, day: datetime.date) -> int:
         return age_on(self.date_of_birth, day)
+
+
+class ConsentKind(models.TextChoices):
+    INITIAL = "initial", _("Consent at screening")
+    RECONSENT = "reconsent", _("Re-consent to a new version")
+
+
+class ConsentRecord(models.Model):
+    """One signature of an informed consent form version: at screening, then at each re-consent."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="consents")
+    kind = models.CharField(max_length=12, choices=ConsentKind.choices)
+    icf_version = models.CharField(max_length=16)
+    consent_date = models.DateField()
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["participant", "consent_date", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "icf_version"], name="consent_once_per_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant} ICF {self.icf_version} on {self.consent_date}"
 
 
 class Ascites(models.TextChoices):
@@ -285,6 +317,7 @@ class Screening(models.Model):
     participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="screening")
     screening_date = models.DateField()
     consent_date = models.DateField(null=True, blank=True)
+    icf_version = models.CharField(max_length=16, blank=True, help_text="The consent form version signed.")
     diagnosis = models.CharField(max_length=16, choices=Diagnosis.choices)
     total_bilirubin = models.DecimalField(max_digits=7, decimal_places=1, help_text="umol/L")
     albumin = models.DecimalField(max_digits=5, decimal_places=1, help_text="g/L")

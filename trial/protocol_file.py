@@ -37,7 +37,37 @@ def read(path: Path) -> tuple[dict, str]:
     for form in definition["forms"]:
         for item in form["items"]:
             _check_item(form["code"], item)
+    _check_log_forms(definition)
     return definition, hashlib.sha256(raw).hexdigest()
+
+
+# A log form's check compares two items (or an item with the participant's consent date), or flags two items
+# that both hold a value.
+LOG_CHECK_OPS = ("lt", "lte", "gt", "gte", "not_both")
+CONSENT_OPERAND = "@consent"
+
+
+def _check_log_forms(definition: dict) -> None:
+    """Log forms (optional section `log_forms`): codes unique among all forms, items typed, checks readable."""
+    codes = [form["code"] for form in definition["forms"]]
+    for form in definition.get("log_forms") or []:
+        if form["code"] in codes:
+            raise InvalidInput(f"{form['code']}: a form of that code is already declared")
+        codes.append(form["code"])
+        items = {item.get("code") for item in form["items"]}
+        for item in form["items"]:
+            _check_item(form["code"], item)
+        for check in form.get("checks", []):
+            _check_log_check(form["code"], check, items)
+
+
+def _check_log_check(form_code: str, check: dict, items: set) -> None:
+    where = f"{form_code}.{check.get('code')}"
+    if check.get("op") not in LOG_CHECK_OPS:
+        raise InvalidInput(f"{where}: unknown check operator {check.get('op')!r}")
+    for side in ("left", "right"):
+        if check.get(side) not in items and not (side == "right" and check.get(side) == CONSENT_OPERAND):
+            raise InvalidInput(f"{where}: {check.get(side)!r} is not an item of the form")
 
 
 def _check_item(form_code: str, item: dict) -> None:
@@ -82,9 +112,11 @@ def create_rows(protocol: Protocol) -> None:
     )
     for order, form in enumerate(definition["forms"]):
         _create_form(protocol, order, form)
+    for order, form in enumerate(definition.get("log_forms") or [], start=len(definition["forms"])):
+        _create_form(protocol, order, form, repeating=True)
 
 
-def _create_form(protocol: Protocol, order: int, form: dict) -> None:
+def _create_form(protocol: Protocol, order: int, form: dict, *, repeating: bool = False) -> None:
     form_definition = FormDefinition.objects.create(
         protocol=protocol,
         code=form["code"],
@@ -94,6 +126,7 @@ def _create_form(protocol: Protocol, order: int, form: dict) -> None:
         visit_codes=form.get("visits", []),
         arm_codes=form.get("arms", []),
         checks=form.get("checks", []),
+        repeating=repeating,
     )
     ItemDefinition.objects.bulk_create(
         _item(form_definition, item_order, item) for item_order, item in enumerate(form["items"])

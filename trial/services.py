@@ -11,10 +11,11 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
-from trial import access, protocol_file
+from trial import access, consent, locking, protocol_file
 from trial.access import Action
 from trial.audit import AuditEntry, audit_write
 from trial.errors import EligibilityError, InvalidInput
+from trial.locking import atomic_with_retry
 from trial.models import (
     Arm,
     CriterionKind,
@@ -81,14 +82,16 @@ class ScreeningInput:
     ascites: str
     encephalopathy: str
     answers: dict[str, bool]
+    icf_version: str = ""  # the consent form version signed; empty: the one in force on the consent date
 
 
-@transaction.atomic
+@atomic_with_retry
 def participant_screen(*, user: object, site: Site, data: ScreeningInput) -> Participant:
     """Record a candidate's screening. An ineligible candidate is kept as a screen failure with the reasons."""
     access.require(user, Action.SCREEN, site)
     protocol = protocol_current()
     _validate_screening(protocol, data)
+    icf = consent.icf_check(protocol, data.icf_version, data.consent_date)
     score = _child_pugh(protocol, data)
     failures = eligibility_failures(protocol, data, score)
     participant = Participant.objects.create(
@@ -106,6 +109,7 @@ def participant_screen(*, user: object, site: Site, data: ScreeningInput) -> Par
         participant=participant,
         screening_date=data.screening_date,
         consent_date=data.consent_date,
+        icf_version=icf.version if icf else "",
         diagnosis=data.diagnosis,
         total_bilirubin=data.total_bilirubin,
         albumin=data.albumin,
@@ -119,7 +123,9 @@ def participant_screen(*, user: object, site: Site, data: ScreeningInput) -> Par
         failed_criteria=[code for code, _ in failures],
         screened_by=user,
     )
-    audit_write(user=user, site=site, participant=participant, entries=_screening_audit(participant, screening))
+    entries = _screening_audit(participant, screening)
+    entries += consent.consent_record_initial(user=user, participant=participant, version=icf, day=data.consent_date)
+    audit_write(user=user, site=site, participant=participant, entries=entries)
     return participant
 
 
@@ -148,7 +154,7 @@ def _screening_audit(participant: Participant, screening: Screening) -> list[Aud
 
 def _next_number(site: Site, field: str, prefix: str) -> str:
     # Locking the site row serialises numbering at one site; other sites go on in parallel.
-    Site.objects.select_for_update().filter(pk=site.pk).first()
+    locking.lock_site(site.pk)
     taken = Participant.objects.filter(site=site, **{f"{field}__startswith": prefix}).count()
     return f"{prefix}{taken + 1:03d}"
 
@@ -240,12 +246,14 @@ def eligibility_failures(protocol: Protocol, data: ScreeningInput, score: ChildP
     return failures
 
 
-@transaction.atomic
+@atomic_with_retry
 def participant_enrol(
     *, user: object, participant: Participant, arm_code: str, enrolment_date: datetime.date
 ) -> Participant:
     """Enrol an eligible candidate in the arm the investigator chose, and lay out their visit schedule."""
-    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    # The lock order (trial/locking.py): the site to number, then the participant, whose unique subject id changes.
+    locking.lock_site(Participant.objects.values_list("site_id", flat=True).get(pk=participant.pk))
+    participant = locking.lock_participant(participant.pk, key_change=True)
     access.require(user, Action.ENROL, participant.site_id)
     if participant.status != ParticipantStatus.ELIGIBLE:
         raise EligibilityError(
@@ -314,10 +322,10 @@ def schedule(participant: Participant) -> list[Visit]:
     return visits
 
 
-@transaction.atomic
+@atomic_with_retry
 def visit_missed(*, user: object, visit: Visit, reason: str) -> Visit:
     """Record that a visit did not take place within its window, and why."""
-    visit = Visit.objects.select_for_update().select_related("participant").get(pk=visit.pk)
+    visit = locking.lock_visit(Visit.objects.all()).get(pk=visit.pk)
     access.require(user, Action.ENTER_DATA, visit.participant.site_id)
     errors = {}
     if not reason.strip():

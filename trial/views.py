@@ -12,8 +12,9 @@ from django.views.decorators.http import require_http_methods
 
 from trial import access, selectors
 from trial.access import Action
+from trial.consent import icf_versions, participant_protocol_current, participant_reconsent, participants_to_reconsent
 from trial.errors import EligibilityError, InvalidInput
-from trial.forms import EnrolmentForm, ParticipantFilterForm, ScreeningForm
+from trial.forms import EnrolmentForm, ParticipantFilterForm, ReconsentForm, ScreeningForm
 from trial.models import ParticipantStatus, VisitState
 from trial.services import participant_enrol, participant_screen
 
@@ -134,3 +135,41 @@ def enrol(request: HttpRequest, pk: int) -> HttpResponse:
             )
             return redirect("trial:participant_detail", pk=participant.pk)
     return render(request, "trial/enrol.html", {"participant": participant, "form": form})
+
+
+@login_required
+@require_http_methods(["GET"])
+def reconsent_list(request: HttpRequest) -> HttpResponse:
+    """The coordinator's list of participants on study who signed an outdated consent form version (2 queries)."""
+    current, outdated = participants_to_reconsent(request.user)
+    context = {"current": current, "participants": list(outdated), "today": timezone.localdate()}
+    return render(request, "trial/reconsent_list.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reconsent(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record that a participant signed the consent form version an amendment brought."""
+    participant = access.participant_or_404(request.user, pk, Action.ENTER_DATA)
+    versions = [entry.version for entry in icf_versions(participant_protocol_current())]
+    initial = {"icf_version": versions[-1] if versions else "", "consent_date": timezone.localdate()}
+    form = ReconsentForm(request.POST or None, initial=initial, versions=versions)
+    if request.method == "POST" and form.is_valid():
+        try:
+            participant_reconsent(
+                user=request.user,
+                participant_id=participant.pk,
+                icf_version=form.cleaned_data["icf_version"],
+                consent_date=form.cleaned_data["consent_date"],
+            )
+        except InvalidInput as exc:
+            form.add_domain_errors(exc.errors)
+        else:
+            messages.success(
+                request,
+                _("%(participant)s re-consented to version %(version)s.")
+                % {"participant": participant, "version": form.cleaned_data["icf_version"]},
+            )
+            return redirect("trial:participant_detail", pk=participant.pk)
+    status = 400 if form.errors else 200
+    return render(request, "trial/reconsent.html", {"participant": participant, "form": form}, status=status)

@@ -8,6 +8,7 @@ and arms it is collected at); the columns the export adds (subject, site, ...) s
 from collections.abc import Iterator
 
 from reports.exports.csv_safety import SAFETY_COLUMNS
+from reports.exports.logs import dictionary_columns
 from reports.exports.metadata import ItemMeta, StudyMeta, plain
 from reports.exports.record_meta import SAFETY_EVENT
 
@@ -75,7 +76,7 @@ ADDED_COLUMNS = (
 
 def dictionary(versions: list[StudyMeta]) -> Iterator[list[str]]:
     yield list(COLUMNS)
-    for dataset, column, label, label_zh, data_type in (*ADDED_COLUMNS, *SAFETY_COLUMNS):
+    for dataset, column, label, label_zh, data_type in (*ADDED_COLUMNS, *SAFETY_COLUMNS, *dictionary_columns(versions)):
         yield ["", dataset, column, label, label_zh, "", data_type, *[""] * (len(COLUMNS) - 7)]
     for meta in versions:
         for form in meta.forms:

@@ -10,6 +10,7 @@
   unit, reference range and flags;
 - `AE.csv` (the adverse event log, a row per event) and `SURVIVAL.csv` (derived survival time and censoring);
 - booleans are written `true` or `false` in every dataset (the data dictionary says so);
+- a dataset per log form (`CM.csv`, `MH.csv`, `DV.csv`): a row per log row (reports/exports/logs.py);
 - a wide dataset per form collected at visits (`CLIN.csv`, `LIVER.csv`, ...): a row per participant and visit
   with data on the form; columns subject, site, arm, visit, visit_date, the form's item codes, then `missing`,
   which lists the items without a value and why ("PREALB=not_done"), so that item columns hold values only.
@@ -39,6 +40,7 @@ from reports import selectors
 from reports.exports import zipstream
 from reports.exports.csv_dictionary import LAB_DATASET, SITE_COLUMNS, SITES_DATASET, dictionary
 from reports.exports.csv_safety import AE_DATASET, SURVIVAL_DATASET, ae_rows, survival_rows
+from reports.exports.logs import log_dataset, log_forms
 from reports.exports.metadata import (
     CRITERIA_FORM,
     ELIG_FORM,
@@ -101,6 +103,8 @@ def _members(scope: ExportScope) -> Iterator[tuple[str, Iterable[bytes]]]:
         yield from datasets.visit_forms()
         yield f"{AE_DATASET}.csv", _encoded(ae_rows(scope))
         yield f"{SURVIVAL_DATASET}.csv", _encoded(survival_rows(scope))
+        for form in log_forms(versions):
+            yield f"{form.code}.csv", _encoded(log_dataset(scope, versions, form))
 
 
 def _site_row(site: Site) -> list[str]:
@@ -158,6 +162,7 @@ class _Datasets:
             for meta in latest_first
             for form in meta.forms
             if SCREENING_EVENT not in form.event_codes and SAFETY_EVENT not in form.event_codes
+            and not form.is_log
         ]
         visit_forms = list(dict.fromkeys(visit_forms))
         self.lab_forms = [code for code in visit_forms if LAB_DATE_ITEM in self.codes[code]]

@@ -32,6 +32,8 @@ from trial.models import (
 )
 
 SCREENING_EVENT = "SCREENING"
+# Log forms (rows repeat per participant, not per visit) sit in one unscheduled event of their own.
+LOG_EVENT = "LOGS"
 SCREEN_FORM = "SCREEN"
 ENROL_FORM = "ENROL"
 ELIG_FORM = "ELIG"  # status, numbers and eligibility of every screened candidate
@@ -138,7 +140,7 @@ class FormMeta:
     event_codes: tuple[str, ...]
     arm_codes: tuple[str, ...]
     items: tuple[ItemMeta, ...]
-    repeating: bool = False  # its item group repeats (a repeat per criterion, per adverse event)
+    repeating: bool = False  # its item group repeats (a repeat per criterion, adverse event or log row)
 
     @property
     def oid(self) -> str:
@@ -147,6 +149,11 @@ class FormMeta:
     @property
     def group_oid(self) -> str:
         return f"IG.{self.code}"
+
+    @property
+    def is_log(self) -> bool:
+        """A log form of the protocol: rows that repeat per participant, in the LOGS event."""
+        return LOG_EVENT in self.event_codes
 
     @property
     def is_lab(self) -> bool:
@@ -216,10 +223,18 @@ def _build(protocol: Protocol) -> StudyMeta:
     forms, items_by_id = [], {}
     for form_order, spec in enumerate(protocol_forms(protocol).values()):
         definition = spec.definition
-        events = (SCREENING_EVENT,) if definition.code == SCREEN_FORM else tuple(definition.visit_codes)
+        events = _form_events(definition)
         items = tuple(_item(definition.code, item, named) for item in spec.items)
         forms.append(
-            FormMeta(definition.code, definition.name, definition.name_zh, events, tuple(definition.arm_codes), items)
+            FormMeta(
+                definition.code,
+                definition.name,
+                definition.name_zh,
+                events,
+                tuple(definition.arm_codes),
+                items,
+                definition.repeating,
+            )
         )
         items_by_id.update(
             {item.pk: (form_order, item.order, meta) for item, meta in zip(spec.items, items, strict=True)}
@@ -236,7 +251,7 @@ def _build(protocol: Protocol) -> StudyMeta:
     screening = EventMeta(SCREENING_EVENT, "Screening and enrolment", "筛选与入组", "screening", None)
     return StudyMeta(
         protocol=protocol,
-        events=(screening, *by_visit.values(), SAFETY_EVENT_META),
+        events=(screening, *by_visit.values(), *_log_events(forms), SAFETY_EVENT_META),
         forms=tuple(forms),
         codelists=_codelists(forms),
         items_by_id=items_by_id,
@@ -245,6 +260,21 @@ def _build(protocol: Protocol) -> StudyMeta:
         form_ids={spec.code: spec.definition.pk for spec in protocol_forms(protocol).values()},
         criteria=tuple((c.code, c.kind, not c.computed) for c in criteria),
     )
+
+
+def _form_events(definition: object) -> tuple[str, ...]:
+    if definition.code == SCREEN_FORM:
+        return (SCREENING_EVENT,)
+    if definition.repeating:
+        return (LOG_EVENT,)
+    return tuple(definition.visit_codes)
+
+
+def _log_events(forms: list[FormMeta]) -> tuple[EventMeta, ...]:
+    """The LOGS event, when the protocol version declares log forms."""
+    if not any(form.is_log for form in forms):
+        return ()
+    return (EventMeta(LOG_EVENT, "Participant logs", "受试者记录表", "log", None),)
 
 
 def _item(form_code: str, item: ItemDefinition, named: dict[tuple, CodeList]) -> ItemMeta:
@@ -272,7 +302,9 @@ def _item(form_code: str, item: ItemDefinition, named: dict[tuple, CodeList]) ->
 def _named_codelists(protocol: Protocol) -> dict[tuple, CodeList]:
     """The protocol file's named code lists, keyed by their choices: items copied them, so match them back."""
     named = {}
-    for name, choices in (protocol_definition(protocol).get("codelists") or {}).items():
+    definition = protocol_definition(protocol)
+    lists = {**(definition.get("codelists") or {}), **(definition.get("log_codelists") or {})}
+    for name, choices in lists.items():
         key = tuple(Choice(*(list(choice) + ["", ""])[:3]) for choice in choices)
         named[key] = CodeList(f"CL.{name}", name, key)
     return named

@@ -11,6 +11,7 @@ ODM 1.3.2 XML Schema and uses no vendor extension:
   are the protocol's (the survival contacts are the SURV form of FU18 ... FU36); the SAFETY event holds the
   adverse events (AE, a repeat per event keyed by its number) and the death report (DEATH): reports/exports/
   odm_records.py;
+- the LOGS event holds the log forms' rows as repeating item groups (reports/exports/logs.py);
 - a missing value is `IsNull="Yes"`, its reason a Flag whose value comes from the code list CL.MISSING_REASON;
   an item never entered is left out;
 - the sites are Locations in AdminData, each SubjectData names its site with SiteRef.
@@ -34,7 +35,8 @@ from django.utils import timezone
 from capture.models import MissingReason
 from reports import selectors
 from reports.exports import escape, odm_metadata, odm_records
-from reports.exports.metadata import MISSING_CODELIST, StudyMeta, study_meta
+from reports.exports.logs import LogAuditRow, LogEventWriter, log_value_history
+from reports.exports.metadata import LOG_EVENT, MISSING_CODELIST, StudyMeta, study_meta
 from reports.exports.odm_metadata import location_oid, user_oid
 from reports.selectors import AuditRow, ExportScope
 
@@ -81,6 +83,7 @@ def _document(scope: ExportScope, audit: bool, exported_by: str, now: datetime.d
                 if audit:
                     yield from odm_records.history(meta, scope)
                     yield from _history(meta, scope)
+                    yield from _log_history(meta, scope)
                 yield from _clinical_data(meta, scope, transactional=audit)
         yield "</ODM>\n"
 
@@ -158,6 +161,7 @@ def _form_heads(meta: StudyMeta) -> dict[int, str]:
 def _clinical_data(meta: StudyMeta, scope: ExportScope, *, transactional: bool) -> Iterator[str]:
     writers, heads = _writers(meta, transactional), _form_heads(meta)
     screening_writer = odm_records.ScreeningWriter(meta, transactional)
+    logs = LogEventWriter(meta, scope, transactional=transactional)
     yield f'<ClinicalData StudyOID="{escape.attr(meta.protocol.code)}" MetaDataVersionOID="{meta.oid}">'
     subjects = selectors.subjects(scope, meta.protocol.pk)
     value_rows = selectors.values(scope, protocol_id=meta.protocol.pk)
@@ -171,6 +175,7 @@ def _clinical_data(meta: StudyMeta, scope: ExportScope, *, transactional: bool) 
         for rows in visits:
             event = meta.event_by_visit_definition[rows[0][1]]
             parts.append(_event(event.oid, rows, writers, heads))
+        parts.append(logs.event(subject.participant_id))
         parts.append(safety_writer.event(subject))
         parts.append("</SubjectData>")
         yield "".join(parts)
@@ -232,6 +237,40 @@ def _history(meta: StudyMeta, scope: ExportScope) -> Iterator[str]:
         parts.append("</ItemGroupData></FormData></StudyEventData></SubjectData>")
         yield "".join(parts)
     yield "</ClinicalData>"
+
+
+def _log_history(meta: StudyMeta, scope: ExportScope) -> Iterator[str]:
+    """The recorded changes of the log rows, as transactions on their repeating item groups; a row removed as
+    entered in error ends with its item group removed, as the current state (which leaves it out) has it."""
+    if not any(form.is_log for form in meta.forms):
+        return
+    yield f'<ClinicalData StudyOID="{escape.attr(meta.protocol.code)}" MetaDataVersionOID="{meta.oid}">'
+    for (_participant, form_code, repeat_key, action), changes in groupby(
+        log_value_history(scope, meta.protocol.pk), _log_save_key
+    ):
+        if repeat_key is None:
+            continue
+        changes = list(changes)
+        upsert = ' TransactionType="Upsert"'
+        group = "Remove" if action == "remove" else "Upsert"
+        parts = [
+            f'<SubjectData SubjectKey="{escape.attr(changes[0].subject_id)}"{upsert}>'
+            f'<StudyEventData StudyEventOID="SE.{LOG_EVENT}"{upsert}>'
+            f'<FormData FormOID="F.{escape.attr(form_code)}"{upsert}>'
+            f'<ItemGroupData ItemGroupOID="IG.{escape.attr(form_code)}" ItemGroupRepeatKey="{repeat_key}" '
+            f'TransactionType="{group}">'
+        ]
+        if action == "remove":
+            parts.append(_audit_record(changes[-1], scope))
+        else:
+            parts.extend(_change(row, scope) for row in changes)
+        parts.append("</ItemGroupData></FormData></StudyEventData></SubjectData>")
+        yield "".join(parts)
+    yield "</ClinicalData>"
+
+
+def _log_save_key(row: LogAuditRow) -> tuple:
+    return row.participant_id, row.form_code, row.repeat_key, row.action == "remove" and "remove"
 
 
 def _save_key(row: AuditRow) -> tuple:

@@ -13,6 +13,7 @@ from trial.models import Site, VisitKind
 
 LANGUAGES = ("en", "zh-Hans")
 COMMON = "common"  # the kind of the SAFETY event
+LOG_EVENT_KIND = "log"
 
 
 def translated(element: str, english: str, chinese: str = "") -> str:
@@ -75,8 +76,8 @@ def metadata_version(meta: StudyMeta) -> Iterator[str]:
 
 def _event_mandatory(event: EventMeta) -> str:
     # Survival contacts may be made by telephone, or not at all once the participant has died; many participants
-    # have no adverse event and no death report.
-    return "No" if event.kind in (VisitKind.FOLLOW_UP, COMMON) else "Yes"
+    # have no adverse event and no death report, and a log may be empty.
+    return "No" if event.kind in (VisitKind.FOLLOW_UP, COMMON, LOG_EVENT_KIND) else "Yes"
 
 
 def _event_def(meta: StudyMeta, event: EventMeta) -> str:
@@ -84,6 +85,8 @@ def _event_def(meta: StudyMeta, event: EventMeta) -> str:
         f'<FormRef FormOID="{form.oid}" OrderNumber="{order}" Mandatory="{"No" if form.arm_codes else "Yes"}"/>'
         for order, form in enumerate(meta.forms_at(event.code), start=1)
     )
+    if event.kind == LOG_EVENT_KIND:
+        return _log_event_def(meta, event)
     category = f"Day {event.day}" if event.day is not None else "Before day 0"
     kind = "Scheduled"
     if event.kind == COMMON:  # records of any time: adverse events, the death report
@@ -91,6 +94,19 @@ def _event_def(meta: StudyMeta, event: EventMeta) -> str:
     return (
         f'<StudyEventDef OID="{event.oid}" Name="{escape.attr(event.name)}" Repeating="No" Type="{kind}" '
         f'Category="{category}">{translated("Description", event.name, event.name_zh)}{refs}</StudyEventDef>'
+    )
+
+
+def _log_event_def(meta: StudyMeta, event: EventMeta) -> str:
+    """The LOGS event: not tied to the schedule; its forms' item groups repeat, one per log row."""
+    refs = "".join(
+        f'<FormRef FormOID="{form.oid}" OrderNumber="{order}" Mandatory="No"/>'
+        for order, form in enumerate(meta.forms_at(event.code), start=1)
+    )
+    description = translated("Description", event.name, event.name_zh)
+    return (
+        f'<StudyEventDef OID="{event.oid}" Name="{escape.attr(event.name)}" Repeating="No" Type="Unscheduled" '
+        f'Category="Participant logs">{description}{refs}</StudyEventDef>'
     )
 
 
@@ -108,9 +124,9 @@ def _item_group_def(form: FormMeta) -> str:
         method = f' MethodOID="{_method_oid(item)}"' if item.formula else ""
         mandatory = "Yes" if item.required else "No"
         refs.append(f'<ItemRef ItemOID="{item.oid}" OrderNumber="{order}" Mandatory="{mandatory}"{method}/>')
+    repeating = "Yes" if form.repeating else "No"
     return (
-        f'<ItemGroupDef OID="{form.group_oid}" Name="{escape.attr(form.name)}" '
-        f'Repeating="{"Yes" if form.repeating else "No"}">'
+        f'<ItemGroupDef OID="{form.group_oid}" Name="{escape.attr(form.name)}" Repeating="{repeating}">'
         f"{''.join(refs)}</ItemGroupDef>"
     )
 

@@ -21,7 +21,7 @@ from reportlab.platypus import Flowable, PageBreak, Paragraph, SimpleDocTemplate
 from reports.pdf import fonts
 from reports.pdf.context import ReportContext
 from reports.pdf.layout import gap, heading, note, paragraph, table
-from reports.pdf.sections import enrolment, labs, quality, safety, survival, visits
+from reports.pdf.sections import enrolment, labs, logs, quality, safety, survival, symptoms, visits
 from trial.models import Participant, Protocol
 
 PAGE = landscape(A4)
@@ -36,10 +36,13 @@ SECTION_TITLES = {
     "lab_outcomes": gettext_lazy("Lab outcomes by arm and visit"),
     "cytokines": gettext_lazy("Cytokine profile by arm and visit"),
     "hepatitis": gettext_lazy("Hepatitis B and C status by arm and visit"),
+    "symptoms": gettext_lazy("Clinical symptoms by arm through the 3-year follow-up"),
     "safety": gettext_lazy("Safety"),
     "survival": gettext_lazy("Survival"),
     "deaths": gettext_lazy("Deaths"),
     "data_quality": gettext_lazy("Data quality"),
+    "medications": gettext_lazy("Concomitant medications by arm"),
+    "protocol_deviations": gettext_lazy("Protocol deviations"),
 }
 
 
@@ -119,6 +122,9 @@ class Report:
     def _section_hepatitis(self, context: ReportContext) -> list[Flowable]:
         return labs.hepatitis_section(context)
 
+    def _section_symptoms(self, context: ReportContext) -> list[Flowable]:
+        return symptoms.section(context)
+
     def _section_safety(self, context: ReportContext) -> list[Flowable]:
         return safety.section(context)
 
@@ -130,6 +136,12 @@ class Report:
 
     def _section_data_quality(self, context: ReportContext) -> list[Flowable]:
         return quality.section(context)
+
+    def _section_medications(self, context: ReportContext) -> list[Flowable]:
+        return logs.medications_section(context)
+
+    def _section_protocol_deviations(self, context: ReportContext) -> list[Flowable]:
+        return logs.deviations_section(context)
 
     # --- Pages ---------------------------------------------------------------------------------------------
 

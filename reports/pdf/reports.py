@@ -15,8 +15,11 @@ class TrialSummaryReport(Report):
         "lab_outcomes",
         "cytokines",
         "hepatitis",
+        "symptoms",
         "safety",
         "survival",
+        "medications",
+        "protocol_deviations",
         "data_quality",
     )
 

@@ -206,7 +206,7 @@ def test_infusion_form_only_for_the_msc_arm_from_m0_to_m9(as_user, coordinator1,
     assert "INFUS" in forms_listed(client, visit_of(participant, "M9"))
     assert "INFUS" not in forms_listed(client, visit_of(participant, "M12"))
     assert "INFUS" not in forms_listed(client, visit_of(conventional, "M3"))
-    assert forms_listed(client, visit_of(participant, "FU18")) == ["SURV"]
+    assert forms_listed(client, visit_of(participant, "FU18")) == ["SYMPT", "SURV"]  # symptoms asked at contacts
     # Not listed, and not there to be reached by its address either.
     assert client.get(form_url(visit_of(conventional, "M3"), "INFUS")).status_code == 404
     assert client.get(form_url(visit_of(participant, "M12"), "INFUS")).status_code == 404
@@ -616,7 +616,7 @@ def test_visit_page_query_count_does_not_grow_with_the_forms(
     client = as_user(coordinator1)
     fu18 = visit_of(participant, "FU18")
     client.get(reverse("capture:visit", args=[fu18.pk]))
-    for visit, forms in ((filled_m3, 8), (fu18, 1)):
+    for visit, forms in ((filled_m3, 8), (fu18, 2)):  # FU18: symptoms and survival
         with django_assert_num_queries(VISIT_PAGE_QUERIES):
             response = client.get(reverse("capture:visit", args=[visit.pk]))
         assert len(response.context["forms"]) == forms

@@ -53,6 +53,8 @@ def enter_participant(user: object, site: Site, *, arm: str = "MSC", alt: str = 
             "REACT": "true",
             "REACTDSC": REACTION,
             "REACTGR": "1",
+            **{"TEMPPRE": "36.6", "TEMPPOST": "37.9", "PULSEPRE": "76", "PULSEPOST": "88"},
+            **{"SYSBPPRE": "118", "SYSBPPOST": "122", "DIABPPRE": "74", "DIABPPOST": "78"},
         }
         form_save(user=user, visit_id=m0.pk, form_code="INFUS", version=0, values=infusion, complete=True)
     return Entered(participant=participant, m0=m0)

@@ -64,6 +64,9 @@ def test_the_archive_holds_every_dataset(entered, datamanager):
         "LAB_LONG",
         "AE",
         "SURVIVAL",
+        "CM",
+        "MH",
+        "DV",
         *VISIT_FORMS,
     }
 

@@ -155,6 +155,7 @@ def test_metadata_describes_items_with_units_ranges_and_code_lists(entered, data
         "SE.FU24",
         "SE.FU30",
         "SE.FU36",
+        "SE.LOGS",
         "SE.SAFETY",
     ]
     infusion_refs = one("//odm:StudyEventDef[@OID='SE.M0']/odm:FormRef[@FormOID='F.INFUS']")

@@ -25,8 +25,11 @@ SUMMARY_HEADINGS = [
     "Lab outcomes by arm and visit",
     "Cytokine profile by arm and visit",
     "Hepatitis B and C status by arm and visit",
+    "Clinical symptoms by arm through the 3-year follow-up",
     "Safety",
     "Survival",
+    "Concomitant medications by arm",
+    "Protocol deviations",
     "Data quality",
 ]
 

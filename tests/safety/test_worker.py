@@ -156,8 +156,8 @@ def test_marking_an_event_serious_emails_each_recipient_once_even_when_delivered
 def participant_locked(participant: Participant) -> Iterator[None]:
     """Hold the participant's row lock in a transaction of another session, as a long transaction would.
 
-    NO KEY UPDATE: it holds off the grading's FOR UPDATE, but not the key-share locks that the save's inserts of
-    rows referring to the participant take.
+    NO KEY UPDATE, as every write of the participant takes it first (trial/locking.py): it holds off the grading,
+    and a save too, so the tests save before they take it and start the worker that grades after.
     """
     db = connection.settings_dict
     with psycopg.connect(
@@ -185,12 +185,14 @@ def worker_sessions_waiting_for_a_lock() -> int:
 
 
 def test_a_pool_process_killed_while_grading_leaves_the_task_to_be_redone_once(start_worker, coordinator1, participant):
-    worker = start_worker(concurrency=1)
+    baseline = start_worker(concurrency=1)
     save_liver(coordinator1, visit_of(participant, "M0"), committed)
-    worker.wait_idle()
+    baseline.wait_idle()
+    baseline.stop()
+    m3 = save_liver(coordinator1, visit_of(participant, "M3"), committed, ALT="300").form  # its grading waits
 
     with participant_locked(participant):  # form_grade locks the participant first: the task waits on it
-        m3 = save_liver(coordinator1, visit_of(participant, "M3"), committed, ALT="300").form
+        worker = start_worker(concurrency=1)
         wait_for(worker_sessions_waiting_for_a_lock, "the grading to wait for the lock", log=worker.log_tail)
         [pool_process] = worker.pool_processes()
         os.kill(pool_process, signal.SIGKILL)  # as the kernel's OOM killer would
@@ -217,12 +219,14 @@ SHORT_VISIBILITY = {"CELERY_VISIBILITY_TIMEOUT": "15", "CELERY_TASK_TIME_LIMIT":
 def test_a_worker_killed_whole_while_grading_leaves_the_task_to_the_next_worker_once(
     start_worker, broker, coordinator1, participant
 ):
-    first = start_worker(concurrency=1, env=SHORT_VISIBILITY)
+    baseline = start_worker(concurrency=1, env=SHORT_VISIBILITY)
     save_liver(coordinator1, visit_of(participant, "M0"), committed)
-    first.wait_idle()
+    baseline.wait_idle()
+    baseline.stop()
+    m3 = save_liver(coordinator1, visit_of(participant, "M3"), committed, ALT="300").form  # its grading waits
 
     with participant_locked(participant):
-        m3 = save_liver(coordinator1, visit_of(participant, "M3"), committed, ALT="300").form
+        first = start_worker(concurrency=1, env=SHORT_VISIBILITY)
         wait_for(worker_sessions_waiting_for_a_lock, "the grading to wait for the lock", log=first.log_tail)
         first.kill()  # main process and pool at once: nobody is left to reject the message
     [delivered_at] = unacked_since(broker)  # acks_late: the message is still the broker's
@@ -247,7 +251,7 @@ def test_a_lab_save_with_the_broker_down_succeeds_and_is_graded_once_redis_is_ba
         m0 = save_liver(coordinator1, visit_of(participant, "M0"), committed).form
         assert broker_backlog(redis_server.url) == 1  # sent through this Redis, and lost when it stops unsaved
         redis_server.stop()
-        with caplog.at_level(logging.WARNING, logger="safety.notify"):
+        with caplog.at_level(logging.WARNING, logger="trial.background"):
             m3 = save_liver(coordinator1, visit_of(participant, "M3"), committed, ALT="300").form
 
         assert m3.version == 1
