@@ -298,7 +298,7 @@ def items_verify(*, user: object, visit_id: int, form_code: str, item_codes: lis
 def visit_sign(*, user: object, visit_id: int, password: str, request: HttpRequest | None = None) -> Signature:
     """The investigator signs a visit's data after entering their password again (21 CFR 11.200). A wrong
     password counts towards the account's lockout, is audited and alerts the site's data managers."""
-    visit = visit_or_404(user, visit_id, Action.SIGN, lock=True)
+    visit = visit_or_404(user, visit_id, Action.SIGN)
     label = f"visit {visit.definition.code} of {visit.participant}"
     target = SignatureTarget("visit", str(visit.pk), label, visit.participant)
     signature_password_check(request=request, user=user, password=password, target=target)

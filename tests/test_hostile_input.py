@@ -74,6 +74,8 @@ def infusion(visit: object, **changes: str) -> dict:
         "VOLUME": "40",
         "LOT": "UC-1",
         "REACT": "false",
+        **{"TEMPPRE": "36.6", "TEMPPOST": "36.9", "PULSEPRE": "76", "PULSEPOST": "80"},
+        **{"SYSBPPRE": "118", "SYSBPPOST": "120", "DIABPPRE": "74", "DIABPPOST": "76"},
         **changes,
     }
 
@@ -275,6 +277,8 @@ def test_a_query_message_has_the_pages_limit(datamanager, m3):
 # --- Dates -----------------------------------------------------------------------------------------------------
 
 DATE_ITEMS = ["SCRDAT", "CONSDAT", "VISDAT", "LBDAT", "INFDAT", "CONTDAT", "LKADAT", "DTHDAT", "EOSDAT"]
+# The log forms' dates (capture/logs): a medication's start and stop, a condition's start, a deviation's date.
+DATE_ITEMS += ["CMSTDAT", "CMENDAT", "MHSTDAT", "DVDAT"]
 
 
 @pytest.mark.parametrize("code", DATE_ITEMS)

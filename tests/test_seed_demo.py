@@ -85,7 +85,7 @@ def test_demo_logs_hold_every_participants_therapy_history_and_some_deviations(s
     enrolled = Participant.objects.exclude(subject_id=None)
     with_therapy = LogRow.objects.filter(definition__code="CM", removed_at=None).values("participant").distinct()
     with_history = LogRow.objects.filter(definition__code="MH").values("participant").distinct()
-    assert with_therapy.count() == with_history.count() == enrolled.count() == 32
+    assert with_therapy.count() == with_history.count() == enrolled.count() == 34
     classes = set(LogValue.objects.filter(item__code="CMCLAS").values_list("row__participant__arm__code", "text"))
     assert {("MSC", "antiviral"), ("CONV", "antiviral"), ("MSC", "diuretic"), ("CONV", "diuretic")} <= classes
     aetiologies = set(LogValue.objects.filter(item__code="MHETIOL").values_list("text", flat=True))

@@ -39,8 +39,11 @@ def test_coordinator_enters_and_corrects_the_liver_panel(live_server, page: Page
     # The flag comes from the one-value check as it is typed: nothing is saved yet.
     expect(page.locator("#flags-ALT")).to_contain_text("High")
     assert not ItemValue.objects.filter(visit=m3).exists()
-    # Tab goes from one value to the next, past the missing-reason select and the history link.
+    # Tab goes from a value to its missing-reason select (so a missing value needs no mouse), then to the next value,
+    # past the history link.
     alt.press("Tab")
+    expect(page.get_by_label("Reason ALT has no value", exact=True)).to_be_focused()
+    page.keyboard.press("Tab")
     expect(page.get_by_label("Aspartate aminotransferase (AST)", exact=True)).to_be_focused()
     for label, value in LIVER.items():
         page.get_by_label(label, exact=True).fill(value)

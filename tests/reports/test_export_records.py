@@ -137,10 +137,11 @@ def test_the_complete_record_is_valid_and_every_reference_resolves(odm_schema, t
     assert valid(odm_schema, document)
     assert unresolved_references(document) == []
     assert misplaced_data(document) == []
-    assert repeating_groups(document) == {"IG.IE", "IG.AE"}
+    repeating = {"IG.IE", "IG.AE", "IG.CM", "IG.MH", "IG.DV"}  # criteria, adverse events and the log forms' rows
+    assert repeating_groups(document) == repeating
     # A repeating item group's data carry their repeat key, and no other group's do.
     for group in document.iter(f"{ODM_NS}ItemGroupData"):
-        assert (group.get("ItemGroupRepeatKey") is not None) == (group.get("ItemGroupOID") in {"IG.IE", "IG.AE"})
+        assert (group.get("ItemGroupRepeatKey") is not None) == (group.get("ItemGroupOID") in repeating)
 
 
 def test_an_unresolved_reference_is_caught(trial, datamanager):

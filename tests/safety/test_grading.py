@@ -29,6 +29,7 @@ CREAT = "Creatinine increased"
 CHOL = "Cholesterol high"
 ALB = "Hypoalbuminemia"
 HYPOGLYCEMIA = "Hypoglycemia"
+HYPONATREMIA = "Hyponatremia"
 HYPERGLYCEMIA = "Hyperglycemia"
 TRIG = "Hypertriglyceridemia"
 URATE = "Hyperuricemia"
@@ -42,6 +43,7 @@ REFERENCE = {
     "URATE": ("208", "428"),
     "ALB": ("40", "55"),
     "GLUC": ("3.9", "6.1"),
+    "SODIUM": ("137", "147"),
     "CHOL": ("2.8", "5.2"),
     "TRIG": ("0.56", "1.7"),
 }
@@ -137,6 +139,13 @@ TABLES = [
         ("3.00",    2,     1,    1),
         ("2.20",    3,     2,    2),
         ("1.70",    4,     3,    3),
+    ]),
+    # <LLN - 130; 125-129 (asymptomatic: grade 2); 120-124; <120 mmol/L (LLN 137 mmol/L)
+    Table("hyponatremia", "SODIUM", HYPONATREMIA, "0.1", baseline=None, boundaries=[
+        ("137.0",   1,     None, None),
+        ("130.0",   2,     1,    1),
+        ("125.0",   3,     2,    2),
+        ("120.0",   4,     3,    3),
     ]),
     # 1.71 - 3.42 (1.71 inclusive); >3.42 - 5.7; >5.7 - 11.4; >11.4 mmol/L
     Table("hypertriglyceridemia", "TRIG", TRIG, "0.01", baseline=None, boundaries=[
@@ -352,6 +361,7 @@ def test_the_file_grades_exactly_these_terms_and_flags_hyperglycemia():
         ("CHOL", CHOL),
         ("ALB", ALB),
         ("GLUC", HYPOGLYCEMIA),
+        ("SODIUM", HYPONATREMIA),
         ("TRIG", TRIG),
         ("URATE", URATE),
     }
