@@ -51,12 +51,10 @@ class Flag(models.TextChoices):
     WINDOW = "window", _("Outside the visit window")
 
 
-class ItemValue(models.Model):
-    """One item of one visit: a typed value, or the reason it is missing. Keyed by visit and item, so a
-    bulk upsert needs no form instance id and derived items of one form can read items of another."""
+class TypedValue(models.Model):
+    """A typed value of an item, or the reason it is missing, with its flags and source data verification: what a
+    visit's item (ItemValue) and a log row's item (LogValue) hold alike."""
 
-    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="item_values")
-    item = models.ForeignKey(ItemDefinition, on_delete=models.PROTECT, related_name="values")
     number = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
     text = models.TextField(blank=True, help_text="Text, choice codes, and 'true'/'false' for yes/no items.")
     date = models.DateField(null=True, blank=True)
@@ -70,16 +68,13 @@ class ItemValue(models.Model):
     changed_since_verification = models.BooleanField(default=False)
 
     class Meta:
+        abstract = True
         constraints = [
-            models.UniqueConstraint(fields=["visit", "item"], name="itemvalue_visit_item_unique"),
             models.CheckConstraint(
                 condition=models.Q(missing_reason="") | models.Q(number__isnull=True, text="", date__isnull=True),
-                name="itemvalue_value_or_missing_reason",
+                name="%(class)s_value_or_missing_reason",
             ),
         ]
-
-    def __str__(self) -> str:
-        return f"{self.visit} {self.item.code}={self.display}"
 
     @property
     def display(self) -> str:
@@ -90,6 +85,23 @@ class ItemValue(models.Model):
         if self.date is not None:
             return self.date.isoformat()
         return self.text
+
+
+class ItemValue(TypedValue):
+    """One item of one visit. Keyed by visit and item, so a bulk upsert needs no form instance id and derived items
+    of one form can read items of another."""
+
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="item_values")
+    item = models.ForeignKey(ItemDefinition, on_delete=models.PROTECT, related_name="values")
+
+    class Meta(TypedValue.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["visit", "item"], name="itemvalue_visit_item_unique"),
+            *TypedValue.Meta.constraints,
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.visit} {self.item.code}={self.display}"
 
 
 def format_number(value: object) -> str:
@@ -340,33 +352,17 @@ class LogRow(models.Model):
         return self.removed_at is not None
 
 
-class LogValue(models.Model):
-    """One item of one log row: a typed value, or the reason it is missing, as ItemValue is for a visit."""
+class LogValue(TypedValue):
+    """One item of one log row, as ItemValue is for a visit."""
 
     row = models.ForeignKey(LogRow, on_delete=models.PROTECT, related_name="values")
     item = models.ForeignKey(ItemDefinition, on_delete=models.PROTECT, related_name="log_values")
-    number = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
-    text = models.TextField(blank=True, help_text="Text, choice codes, and 'true'/'false' for yes/no items.")
-    date = models.DateField(null=True, blank=True)
-    missing_reason = models.CharField(max_length=16, choices=MissingReason.choices, blank=True)
-    flags = models.JSONField(default=list, blank=True)
-    updated_at = models.DateTimeField()
-    verified_at = models.DateTimeField(null=True, blank=True, help_text="Source data verified by a monitor.")
-    verified_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    changed_since_verification = models.BooleanField(default=False)
 
-    class Meta:
+    class Meta(TypedValue.Meta):
         constraints = [
             models.UniqueConstraint(fields=["row", "item"], name="logvalue_row_item_unique"),
-            models.CheckConstraint(
-                condition=models.Q(missing_reason="") | models.Q(number__isnull=True, text="", date__isnull=True),
-                name="logvalue_value_or_missing_reason",
-            ),
+            *TypedValue.Meta.constraints,
         ]
 
     def __str__(self) -> str:
         return f"{self.row} {self.item.code}={self.display}"
-
-    display = ItemValue.display
