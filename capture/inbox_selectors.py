@@ -47,6 +47,7 @@ class QueryFilters:
     site_number: int | None = None
     state: str = ""
     older_than_days: int | None = None
+    newer_than_days: int | None = None  # raised at most this many days ago
     form_code: str = ""
     subject_id: str = ""
     origin: str = ""
@@ -102,6 +103,8 @@ def _conditions(filters: QueryFilters, now: datetime.datetime) -> Q:
     }
     if filters.older_than_days is not None:
         lookups["created_at__lt"] = now - datetime.timedelta(days=filters.older_than_days)
+    if filters.newer_than_days is not None:
+        lookups["created_at__gte"] = now - datetime.timedelta(days=filters.newer_than_days)
     return Q(**{lookup: value for lookup, value in lookups.items() if value not in (None, "")})
 
 
@@ -150,6 +153,12 @@ class SdvRow:
 def sdv_by_site(user: object) -> list[SdvRow]:
     """One row per site the user reviews, in site order (one query)."""
     sites = access.sites(user).filter(pk__in=review_site_ids(user))
+    return sdv_rows(sites.annotate(**_sdv_counts("participants__visits__item_values")).order_by("number"))
+
+
+def sdv_of_sites(site_ids: list[int]) -> list[SdvRow]:
+    """One row per given site, in site order (one query): the sponsor's overview of verification."""
+    sites = Site.objects.filter(pk__in=site_ids)
     return sdv_rows(sites.annotate(**_sdv_counts("participants__visits__item_values")).order_by("number"))
 
 

@@ -59,6 +59,9 @@ class QueryFilterForm(SiteFilterForm):
     older_than = forms.IntegerField(
         label=gettext_lazy("Older than (days)"), required=False, min_value=0, max_value=36500
     )
+    newer_than = forms.IntegerField(
+        label=gettext_lazy("At most (days old)"), required=False, min_value=0, max_value=36500
+    )
     form = forms.CharField(label=gettext_lazy("Form"), required=False, max_length=16)
     participant = forms.CharField(label=gettext_lazy("Participant (subject ID)"), required=False, max_length=16)
     origin = forms.ChoiceField(
@@ -71,6 +74,7 @@ class QueryFilterForm(SiteFilterForm):
             site_number=data.get("site"),
             state=data.get("state") or "",
             older_than_days=data.get("older_than"),
+            newer_than_days=data.get("newer_than"),
             form_code=data.get("form") or "",
             subject_id=data.get("participant") or "",
             origin=data.get("origin") or "",

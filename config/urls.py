@@ -7,6 +7,8 @@ from django.urls import include, path
 
 from config.health import healthz
 from config.observability import metrics
+from reports.home import home
+from trial import urls as trial_urls
 from trial.token_views import LogoutView
 
 
@@ -16,7 +18,9 @@ def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
 
 
 urlpatterns = [
-    path("", include("trial.urls")),
+    # The home page is every role's worklist, built in the top layer (reports/home.py); it keeps the name
+    # trial:dashboard that every page reverses.
+    path("", include(([path("", home, name="dashboard"), *trial_urls.urlpatterns], trial_urls.app_name))),
     path("", include("capture.urls")),
     path("imports/", include("capture.import_urls")),
     path("review/", include("capture.review_urls")),

@@ -1,7 +1,9 @@
 from django.urls import path
 
 from safety import views
+from safety import worklists as lists
 from safety.sae import views as sae_views
+from trial.worklists import worklist_page
 
 app_name = "safety"
 
@@ -10,6 +12,10 @@ urlpatterns = [
     path("listing/", views.listing, name="listing"),
     path("listing.csv", views.listing_csv, name="listing_csv"),
     path("notifications/", views.notifications, name="notifications"),
+    path("to-sign/", worklist_page, {"worklist": lists.EVENTS_TO_SIGN}, name="work_events_to_sign"),
+    path("proposals/", worklist_page, {"worklist": lists.PROPOSALS}, name="work_proposals"),
+    path("serious/all/", worklist_page, {"worklist": lists.SERIOUS_EVENTS}, name="work_serious_events"),
+    path("serious/", worklist_page, {"worklist": lists.SERIOUS_ON_THE_CLOCK}, name="work_serious"),
     path("notifications/badge/", views.notification_badge, name="notification_badge"),
     path(
         "participants/<int:participant_id>/adverse-events/",

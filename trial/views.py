@@ -23,14 +23,6 @@ PAGE_SIZE = 50
 
 @login_required
 @require_http_methods(["GET"])
-def dashboard(request: HttpRequest) -> HttpResponse:
-    today = timezone.localdate()
-    rows, arms = selectors.dashboard(request.user, today=today)
-    return render(request, "trial/dashboard.html", {"rows": rows, "arms": arms, "today": today})
-
-
-@login_required
-@require_http_methods(["GET"])
 def participant_list(request: HttpRequest) -> HttpResponse:
     filter_form = ParticipantFilterForm(
         request.GET, sites=access.sites(request.user), statuses=ParticipantStatus.choices
