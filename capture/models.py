@@ -31,6 +31,8 @@ class FormInstance(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["visit", "definition"], name="form_visit_definition_unique")]
+        # The worklists (capture/worklists.py) list forms of a state, the longest waiting first.
+        indexes = [models.Index(fields=["state", "first_completed_at"], name="form_state_completed_idx")]
 
     def __str__(self) -> str:
         return f"{self.visit} {self.definition.code}"

@@ -383,6 +383,8 @@ class Visit(models.Model):
             ),
         ]
         ordering = ["participant", "target_date"]
+        # The visits to do and to sign (trial/worklists.py, capture/worklists.py): the earliest window end first.
+        indexes = [models.Index(fields=["window_end"], name="visit_window_end_idx")]
 
     def __str__(self) -> str:
         return f"{self.participant} {self.definition.code}"
