@@ -10,7 +10,7 @@ import datetime
 from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
+from django.db.models import Count, Window
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -66,9 +66,11 @@ class Section:
 
 
 def shown(worklist: WorkList, user: object, now: datetime.datetime) -> ShownList:
-    """The list's first rows and its count: two queries, whatever its length."""
-    items = worklist.items(user, now=now)
-    return ShownList(worklist=worklist, count=items.count(), rows=list(items[:SHOWN_ON_HOME]), url=worklist.url())
+    """The list's first rows and its count, in one query whatever its length: the count is a window over the
+    whole list, computed before the limit."""
+    rows = list(worklist.items(user, now=now).annotate(listed_total=Window(Count("pk")))[:SHOWN_ON_HOME])
+    count = rows[0].listed_total if rows else 0
+    return ShownList(worklist=worklist, count=count, rows=rows, url=worklist.url())
 
 
 def sections(user: object, now: datetime.datetime) -> list[Section]:
