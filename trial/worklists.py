@@ -76,9 +76,8 @@ class WorkListFilter(forms.Form):
             self.fields["state"].choices = [("", _("All states")), *states]
         else:
             del self.fields["state"]
-        for name, form_field in self.fields.items():
+        for form_field in self.fields.values():
             form_field.widget.attrs["class"] = "form-select form-select-sm"
-            form_field.widget.attrs["id"] = f"id_{name}"
 
     def valid(self, name: str) -> object:
         self.is_valid()
