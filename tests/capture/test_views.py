@@ -151,7 +151,9 @@ def test_read_only_page_reads_choices_and_yes_no_in_words(as_user, coordinator1,
     assert re.search(r'id="value-REACTGR">\s*<span class="fw-semibold">1 - Slightly unwell</span>', infusion)
     lipid_page = client.get(form_url(m3, "LIPGLU")).content.decode()
     assert not re.search(r'<input(?![^>]*type="checkbox")', lipid_page.split('id="crf-view"')[1])
-    assert re.search(r'id="value-NONHDL">\s*<span class="fw-semibold">3.4</span>', lipid_page)
+    # Numbers with the item's decimals (NONHDL: 2, CELLDOSE: 2) and the unit beside them.
+    assert re.search(r'id="value-NONHDL">\s*<span class="fw-semibold">3.40</span> mmol/L', lipid_page)
+    assert re.search(r'id="value-CELLDOSE">\s*<span class="fw-semibold">4.00</span> 10\^7 cells', infusion)
 
 
 def test_investigator_may_enter_data(as_user, investigator1, m3):
@@ -517,8 +519,9 @@ def test_item_history_shows_the_entry_and_the_correction_with_its_reason(as_user
     ]
     content = response.content.decode()
     assert "Transcription error" in content and "coordinator1" in content
-    assert re.findall(r'class="new-value[^"]*">([^<]*)</td>', content) == ["110", "120"]  # newest first
-    assert re.findall(r'class="old-value">([^<]*)</td>', content) == ["120", "—"]
+    # Newest first, each number with its item's unit.
+    assert re.findall(r'class="new-value[^"]*">([^<]*)</td>', content) == ["110 U/L", "120 U/L"]
+    assert re.findall(r'class="old-value">([^<]*)</td>', content) == ["120 U/L", "—"]
     shanghai = timezone.localtime(records[0].at, ZoneInfo("Asia/Shanghai"))
     assert shanghai.strftime("%Y-%m-%d %H:%M:%S") in content
     assert "Asia/Shanghai" in content
