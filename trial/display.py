@@ -50,7 +50,10 @@ def moment(value: datetime.datetime | str | None, *, seconds: bool = False, zone
     """A time in the trial's time zone (the current one, or `zone`), to the minute or the second: never ISO text with
     microseconds. Takes an aware datetime or the ISO text the audit trail stores; other text comes back as it is."""
     if isinstance(value, str):
-        parsed = parse_datetime(value.strip()) if "T" in value or ":" in value else None
+        try:
+            parsed = parse_datetime(value.strip()) if "T" in value or ":" in value else None
+        except ValueError:  # well formed but no real time (month 13): shown as stored
+            parsed = None
         if parsed is None:
             return value
         value = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, datetime.UTC)
