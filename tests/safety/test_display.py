@@ -11,7 +11,7 @@ from django.utils import timezone, translation
 from safety import grading, services
 from safety.display import criterion_sentence, criterion_text, history_reason, history_value, parse_criterion
 from safety.models import AdverseEvent
-from tests.safety.conftest import SERIOUS, ae_input
+from tests.safety.conftest import SERIOUS, ae_input, save_liver, visit_of
 
 ALB = SimpleNamespace(decimals=1, unit="g/L", data_type="decimal", choices=[])
 ALT = SimpleNamespace(decimals=0, unit="U/L", data_type="decimal", choices=[])
@@ -127,3 +127,22 @@ def test_event_history_page_shows_labels_and_local_times(as_user, coordinator1, 
     with translation.override("en"):  # the request activates Chinese in this thread; put English back after
         chinese = client.get(reverse("safety:adverse_event", args=[event.pk]), HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert "好转中" in re.findall(r'class="new-value[^"]*">([^<]*)</td>', chinese.content.decode())
+
+
+def test_dashboard_and_event_pages_show_the_lab_value_with_its_unit_in_no_extra_query(
+    as_user, coordinator1, investigator1, participant, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    save_liver(coordinator1, visit_of(participant, "M0"), django_capture_on_commit_callbacks)
+    save_liver(coordinator1, visit_of(participant, "M3"), django_capture_on_commit_callbacks, ALB="29.5", ALT="300")
+    client = as_user(investigator1)
+    client.get(reverse("safety:dashboard"))  # the session, and the protocol's definitions, read once
+    with django_assert_num_queries(7):  # as without proposals: the user, memberships, sites, four lists
+        board = client.get(reverse("safety:dashboard")).content.decode()
+    assert "ALB = 29.5 g/L" in board and "ALT = 300 U/L" in board
+    event = AdverseEvent.objects.get(participant=participant, lab_item_code="ALB")
+    page = client.get(reverse("safety:adverse_event", args=[event.pk])).content.decode()
+    assert 'data-field="ctcae_criterion">29.5 g/L, below 30 g/L: grade 2<' in page
+    assert "CTCAE v5.0 lab grading of M3 ALB = 29.5 g/L" in page  # the audit reason, stored readable
+    confirm = client.get(reverse("safety:adverse_event_confirm", args=[event.pk])).content.decode()
+    assert "M3 ALB = 29.5 g/L: Hypoalbuminemia, CTCAE grade 2" in confirm
+    assert "(29.5 g/L, below 30 g/L: grade 2)" in confirm
