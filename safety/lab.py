@@ -19,12 +19,14 @@ from django.utils import timezone
 from capture.definitions import FormSpec, protocol_forms
 from capture.models import FormInstance, ItemValue
 from safety import grading
+from safety.display import criterion_text
 from safety.models import AdverseEvent, AdverseEventSource, AdverseEventStatus, BodySystem, FormGrading, LabGrading
 from safety.services import OBJECT_TYPE, next_number
 from trial.audit import AuditEntry, audit_write
 from trial.background import enqueue_after_commit
+from trial.display import item_number
 from trial.locking import atomic_with_retry, lock_participant
-from trial.models import Protocol, Visit
+from trial.models import ItemDefinition, Protocol, Visit
 
 FLAGGED_LEVEL = Decimal("0.5")  # a flagged value (hyperglycemia) ranks above "normal" and below grade 1
 BASELINE_VISIT_DAY = 0
@@ -104,6 +106,7 @@ class _Graded:
     lln: Decimal | None
     baseline: Decimal | None
     result: grading.Grading
+    item: ItemDefinition | None = None
 
     @property
     def level(self) -> Decimal:
@@ -127,7 +130,7 @@ def _grade_values(instance: FormInstance, spec: FormSpec, participant_id: int) -
         uln, lln = item.reference_high, item.reference_low
         baseline = baselines.get(item.pk)
         for result in _results(item.code, value.number, uln, lln, baseline):
-            graded.append(_Graded(item.code, result.term, value.number, uln, lln, baseline, result))
+            graded.append(_Graded(item.code, result.term, value.number, uln, lln, baseline, result, item))
     return graded
 
 
@@ -191,8 +194,7 @@ def _store(instance: FormInstance, gradings: list[_Graded]) -> None:
 
 
 def _criterion(entry: _Graded) -> str:
-    band = entry.result.boundary
-    return f"{entry.result.flag or ''} {band} (= {entry.result.threshold:f})".strip()
+    return criterion_text(entry.result)  # language-neutral; safety/display.py reads it back as a sentence
 
 
 def _regrade_later(instance: FormInstance) -> None:
@@ -291,7 +293,8 @@ class _Proposals:
                 entry.item_code,
                 "",
                 f"{entry.term} CTCAE grade {entry.ctcae_grade}",
-                f"CTCAE v5.0 lab grading of {self.visit.definition.code} {entry.item_code} = {entry.value:f}",
+                f"CTCAE v5.0 lab grading of {self.visit.definition.code} {entry.item_code} = "
+                f"{item_number(entry.value, entry.item)}",
             )
         )
 

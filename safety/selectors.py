@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Max, Q, QuerySet, TextChoices
 from django.utils.translation import gettext_lazy as _
 
+from safety.display import history_reason, history_value
 from safety.models import (
     AdverseEvent,
     AdverseEventStatus,
@@ -153,6 +154,18 @@ class HistoryLine:
     def field(self) -> str:
         return str(HISTORY_FIELDS.get(self.record.item_code, self.record.item_code))
 
+    @property
+    def old_value(self) -> str:
+        return history_value(self.record.old_value, field=self.record.item_code, action=self.record.action)
+
+    @property
+    def new_value(self) -> str:
+        return history_value(self.record.new_value, field=self.record.item_code, action=self.record.action)
+
+    @property
+    def reason(self) -> str:
+        return history_reason(self.record.reason)
+
 
 @dataclass(frozen=True)
 class NoticeLine:
@@ -265,7 +278,8 @@ def safety_dashboard(user: object, *, site_id: int | None = None, now: datetime.
     ).order_by("-expedited_at", "-pk")
     proposals = (
         events.filter(status=AdverseEventStatus.PROPOSED)
-        .select_related("lab_visit__definition")
+        .select_related("lab_visit__definition", "participant__protocol")
+        .defer("participant__protocol__definition")  # the value's unit needs the version, not its file
         .order_by("created_at", "pk")
     )
     deaths = (

@@ -1,4 +1,5 @@
-"""Every page as every role, in English and in Chinese, on the demo data: no server error, no raw template syntax.
+"""Every page as every role, in English and in Chinese, on the demo data: no server error, no raw template syntax,
+no raw value (an ISO time with microseconds, a number with the database column's six decimals).
 
 The crawl starts at each role's home page and follows the links and htmx fragments a user can reach, a couple of
 addresses per URL shape (the same page for another id adds nothing), so it finds pages nobody listed by hand.
@@ -18,6 +19,8 @@ from django.test import Client, override_settings
 ROLES = ["coordinator1", "investigator1", "monitor", "datamanager", "sponsor"]
 LANGUAGES = ["en", "zh-hans"]
 RAW_SYNTAX = re.compile(r"\{[#%{]|[#%}]\}")
+# Raw values: a time as ISO text with microseconds (the audit trail's form), a number with the column's six decimals.
+RAW_VALUES = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+|\b\d+\.\d{6}\b")
 SKIP_PREFIXES = ("/accounts/logout", "/api/", "/admin/", "/i18n/", "/static/", "/media/", "/favicon.ico")
 PER_SHAPE = 2
 MAX_PAGES = 150
@@ -69,6 +72,9 @@ def crawl(client: Client) -> dict[str, str]:
         raw = RAW_SYNTAX.search(html)
         if raw:
             problems[url] = f"raw template syntax {html[max(0, raw.start() - 60) : raw.end() + 60]!r}"
+        value = RAW_VALUES.search(html)
+        if value:
+            problems[url] = f"raw value {html[max(0, value.start() - 60) : value.end() + 20]!r}"
         parser = _Links()
         parser.feed(html)
         for link in parser.links:

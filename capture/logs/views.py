@@ -141,7 +141,10 @@ def _row_page(
         "row_queries": [q for q in queries if not q.field_code],
         "may": page_selectors.review_permissions(request.user, participant.site_id),
         "locked": Lock.objects.filter(participant=participant, visit=None, released_at=None).exists(),
-        "history": AuditRecord.objects.filter(object_type=RECORD_TYPE, object_id=str(row.pk)).order_by("id"),
+        "history": [
+            (record, spec.by_code.get(record.item_code))
+            for record in AuditRecord.objects.filter(object_type=RECORD_TYPE, object_id=str(row.pk)).order_by("id")
+        ],
         "record_type": RECORD_TYPE,
     }
     return render(request, "capture/logs/log_row.html", context, status=status)

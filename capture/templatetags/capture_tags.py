@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy
 from capture.forms import in_language
 from capture.models import Flag, FormState, MissingReason
 from capture.selectors import CurrentValue
+from trial import display
 from trial.models import DataType, ItemDefinition
 
 register = template.Library()
@@ -43,7 +44,7 @@ def flag_title(flag: str) -> str:
 
 
 def _number(value: Decimal) -> str:
-    return f"{value.normalize():f}"
+    return display.number(value)
 
 
 @register.filter
@@ -77,11 +78,12 @@ def audit_action(action: str) -> str:
 
 
 @register.filter
-def audit_value(text: str) -> str:
-    """An audit trail value as people read it: a missing value's reason ('<not_done>') by its label."""
+def audit_value(text: str, item: ItemDefinition | None = None) -> str:
+    """An audit trail value as people read it: a missing value's reason ('<not_done>') by its label, a number with
+    its item's decimals and unit, a choice by its label, yes or no in words."""
     if text.startswith("<") and text.endswith(">") and text[1:-1] in MissingReason.values:
         return f"({MissingReason(text[1:-1]).label})"
-    return text
+    return display.item_value(text, item)
 
 
 @register.filter
@@ -98,4 +100,6 @@ def shown_value(current: CurrentValue) -> str:
         for choice in item.choices:
             if choice[0] == value.text:
                 return in_language(choice[1], choice[2] if len(choice) > 2 else "")
+    if value.number is not None:
+        return display.item_number(value.number, item, unit=False)  # the page writes the unit beside it
     return current.display

@@ -9,6 +9,7 @@ from django.utils import timezone, translation
 
 from capture.definitions import FormSpec, protocol_definition, protocol_forms
 from reports.statistics import sites_of
+from trial import display
 from trial.models import Arm, ItemDefinition, Participant, Protocol, Site, VisitDefinition, VisitKind
 
 
@@ -49,7 +50,7 @@ class ReportContext:
 
     def local(self, moment: datetime.datetime) -> str:
         """A moment in the trial's time zone, named (the abbreviation CST is ambiguous)."""
-        return f"{timezone.localtime(moment):%Y-%m-%d %H:%M} {timezone.get_current_timezone_name()}"
+        return f"{display.moment(moment)} {timezone.get_current_timezone_name()}"
 
     @property
     def arm_codes(self) -> list[str]:

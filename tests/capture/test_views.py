@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from capture.definitions import visit_forms
 from capture.models import FormInstance, FormState, ItemValue, Query
@@ -151,7 +151,9 @@ def test_read_only_page_reads_choices_and_yes_no_in_words(as_user, coordinator1,
     assert re.search(r'id="value-REACTGR">\s*<span class="fw-semibold">1 - Slightly unwell</span>', infusion)
     lipid_page = client.get(form_url(m3, "LIPGLU")).content.decode()
     assert not re.search(r'<input(?![^>]*type="checkbox")', lipid_page.split('id="crf-view"')[1])
-    assert re.search(r'id="value-NONHDL">\s*<span class="fw-semibold">3.4</span>', lipid_page)
+    # Numbers with the item's decimals (NONHDL: 2, CELLDOSE: 2) and the unit beside them.
+    assert re.search(r'id="value-NONHDL">\s*<span class="fw-semibold">3.40</span> mmol/L', lipid_page)
+    assert re.search(r'id="value-CELLDOSE">\s*<span class="fw-semibold">4.00</span> 10\^7 cells', infusion)
 
 
 def test_investigator_may_enter_data(as_user, investigator1, m3):
@@ -517,11 +519,30 @@ def test_item_history_shows_the_entry_and_the_correction_with_its_reason(as_user
     ]
     content = response.content.decode()
     assert "Transcription error" in content and "coordinator1" in content
-    assert re.findall(r'class="new-value[^"]*">([^<]*)</td>', content) == ["110", "120"]  # newest first
-    assert re.findall(r'class="old-value">([^<]*)</td>', content) == ["120", "—"]
+    # Newest first, each number with its item's unit.
+    assert re.findall(r'class="new-value[^"]*">([^<]*)</td>', content) == ["110 U/L", "120 U/L"]
+    assert re.findall(r'class="old-value">([^<]*)</td>', content) == ["120 U/L", "—"]
     shanghai = timezone.localtime(records[0].at, ZoneInfo("Asia/Shanghai"))
     assert shanghai.strftime("%Y-%m-%d %H:%M:%S") in content
     assert "Asia/Shanghai" in content
+
+
+def test_history_shows_choices_and_yes_no_by_their_labels_in_the_users_language(as_user, coordinator1, m3):
+    values = {"INFDAT": m3.target_date.isoformat(), "CELLDOSE": "4", "LOT": "UC-2031", "REACT": "yes", "REACTGR": "1"}
+    form_save(user=coordinator1, visit_id=m3.pk, form_code="INFUS", version=0, values=values)
+    corrected = {**values, "CELLDOSE": "3.95", "REACTGR": "2"}
+    form_save(user=coordinator1, visit_id=m3.pk, form_code="INFUS", version=1, values=corrected, reason="Re-read")
+    client = as_user(coordinator1)
+    content = client.get(reverse("capture:form_audit", args=[m3.pk, "INFUS"])).content.decode()
+    new_values = re.findall(r'class="new-value[^"]*">([^<]*)</td>', content)
+    assert "2 - Moderate discomfort" in new_values and "1 - Slightly unwell" in new_values
+    assert "Yes" in new_values and "3.95 10^7 cells" in new_values and "4.00 10^7 cells" in new_values
+    assert not {"1", "2", "yes", "true", "4", "3.95"} & set(new_values)  # no code, no bare number
+    with translation.override("en"):  # the request activates Chinese in this thread; English comes back after
+        chinese = client.get(
+            reverse("capture:item_audit", args=[m3.pk, "INFUS", "REACTGR"]), HTTP_ACCEPT_LANGUAGE="zh-hans"
+        ).content.decode()
+    assert re.findall(r'class="new-value[^"]*">([^<]*)</td>', chinese) == ["2 - 中度不适", "1 - 轻微不适"]
 
 
 def test_form_history_covers_every_item_and_the_state(as_user, coordinator1, m3):

@@ -104,6 +104,16 @@ def test_summary_shows_the_hand_computed_numbers(summary_pdf):
     assert "2 1 1 4 27 7 25% 9 6" in text
 
 
+def test_numbers_and_times_read_as_people_write_them(summary_pdf, trial):
+    text = text_of(summary_pdf)
+    assert not re.search(r"\b\d+\.\d{6}\b", text)  # no number with the database column's six decimals
+    assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", text)  # no ISO time
+    cutoff = timezone.localtime(trial.cutoff)
+    assert f"Data cut-off: {cutoff:%Y-%m-%d %H:%M} Asia/Shanghai" in text  # the trial's zone, to the minute
+    # Lab statistics one decimal beyond the item's (ALB: 1 decimal -> 2), with the item's unit in its heading.
+    assert "Albumin (ALB) (g/L)" in text and "30.50" in text
+
+
 def test_chinese_text_survives(summary_pdf):
     text = text_of(summary_pdf)
     assert SITE1_ZH in text and SITE2_ZH in text

@@ -358,8 +358,11 @@ def test_only_the_investigator_decides_proposals(request, as_user, proposal, rol
 def test_event_page_shows_the_lab_origin_and_the_investigators_actions(as_user, investigator1, proposal):
     content = as_user(investigator1).get(event_url(proposal)).content.decode()
     origin = content[content.index('id="lab-origin"') :]
-    assert re.search(r'data-field="lab_item_code">ALT<', origin) and re.search(r'data-field="lab_value">300<', origin)
+    assert re.search(r'data-field="lab_item_code">ALT<', origin)
+    assert re.search(r'data-field="lab_value">300 U/L<', origin)  # with the item's unit
     assert re.search(r'data-field="ctcae_grade">3<', origin) and "M3" in origin
+    # The criterion as a sentence: the value, the bound it crossed in the item's unit and how CTCAE sets it.
+    assert 'data-field="ctcae_criterion">300 U/L, above 250 U/L (5.0 × ULN): grade 3<' in origin
     assert 'id="confirm-event"' in content and 'id="dismiss-form"' in content
     assert 'data-action="propose"' in content
     assert "{% block" not in content
