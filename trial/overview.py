@@ -30,11 +30,25 @@ def enrolment_by_month(site_ids: list[int]) -> list[EnrolmentPoint]:
         .values("month")
         .annotate(enrolled=Count("pk"))
     )
+    by_month = {_month(row["month"]): row["enrolled"] for row in months}
     points, total = [], 0
-    for row in months:
-        total += row["enrolled"]
-        points.append(EnrolmentPoint(month=row["month"], enrolled=row["enrolled"], cumulative=total))
+    for month in _months_between(min(by_month, default=None), max(by_month, default=None)):
+        total += by_month.get(month, 0)
+        points.append(EnrolmentPoint(month=month, enrolled=by_month.get(month, 0), cumulative=total))
     return points
+
+
+def _month(day: datetime.date | datetime.datetime) -> datetime.date:
+    return datetime.date(day.year, day.month, 1)
+
+
+def _months_between(first: datetime.date | None, last: datetime.date | None) -> list[datetime.date]:
+    """Every month from the first to the last: a month without enrolment is a flat step, not a gap in time."""
+    months = []
+    while first is not None and first <= last:
+        months.append(first)
+        first = datetime.date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return months
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from capture.models import Signature
 from reports.models import ReportKind, ReportRun, RunState
+from tests.browser.test_accessibility import severe_violations
 from tests.browser.test_review import complete_visit
 from tests.browser.test_screen_and_enrol import log_in
 from tests.factories import PASSWORD, enrolled
@@ -37,6 +38,7 @@ def watched(browser: Browser, base_url: str, username: str) -> Iterator[tuple[Pa
     try:
         log_in(page, base_url, username)
         page.wait_for_load_state("networkidle")
+        assert severe_violations(page) == []  # axe-core: the home page with its work shown
         yield page, problems
     finally:
         context.close()

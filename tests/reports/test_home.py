@@ -323,3 +323,22 @@ def test_query_ageing_is_per_state_open_only(monitor, work):
         "older_than": ["7"],
         "newer_than": ["30"],
     }
+
+
+def test_enrolment_chart_runs_month_by_month_towards_the_target(as_user, sponsor, coordinator1, site1, site2):
+    work_at(site1, coordinator1, 3, days_ago=100)
+    work_at(site2, coordinator1, 2, days_ago=5)
+    work_at(Site.objects.get(number=3), coordinator1, 1, days_ago=5)
+    response = as_user(sponsor).get(reverse("trial:dashboard"))
+    data = response.context["sponsor"]
+    points = data["enrolment"]
+    assert (points[0].enrolled, points[0].cumulative) == (3, 3)
+    assert (points[-1].enrolled, points[-1].cumulative) == (3, 6)
+    assert all(point.enrolled == 0 and point.cumulative == 3 for point in points[1:-1])  # months without enrolment
+    assert [point.month.month for point in points][:2] == [points[0].month.month, points[0].month.month % 12 + 1]
+    chart = data["chart"]
+    first, last = chart["points"][0], chart["points"][-1]
+    assert first.x == chart["pad"] and last.x == chart["right"]  # the first month on the left, the last on the right
+    assert chart["bottom"] > first.y > last.y > chart["target_y"]  # rising, still below the target of 320
+    assert chart["target_y"] == chart["pad"]  # the target is the top of the scale while enrolment is below it
+    assert response.content.decode().count("<tr><td>20") == len(points)  # the text alternative: a row per month
