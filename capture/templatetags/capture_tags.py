@@ -6,7 +6,6 @@ from django import template
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from capture.forms import in_language
 from capture.models import Flag, FormState, MissingReason
 from capture.selectors import CurrentValue
 from trial import display
@@ -97,9 +96,7 @@ def shown_value(current: CurrentValue) -> str:
     if item.data_type == DataType.BOOLEAN:
         return str(_("Yes") if value.text == "true" else _("No"))
     if item.data_type == DataType.CHOICE:
-        for choice in item.choices:
-            if choice[0] == value.text:
-                return in_language(choice[1], choice[2] if len(choice) > 2 else "")
+        return display.choice_label(item.choices, value.text)
     if value.number is not None:
         return display.item_number(value.number, item, unit=False)  # the page writes the unit beside it
     return current.display
