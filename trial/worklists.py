@@ -8,8 +8,10 @@ Each layer declares the worklists of the data it owns (trial here, capture/workl
 """
 
 import datetime
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import reduce
 from urllib.parse import urlencode
 
 from django import forms
@@ -26,7 +28,7 @@ from django.views.decorators.http import require_http_methods
 
 from trial import access
 from trial.access import Action
-from trial.models import Participant, ParticipantStatus, Site, Visit, VisitProgress
+from trial.models import Participant, ParticipantStatus, Site, Visit, VisitProgress, VisitState
 from trial.templatetags.trial_tags import localized
 
 PAGE_SIZE = 50
@@ -111,11 +113,8 @@ def worklist_page(request: HttpRequest, worklist: WorkList) -> HttpResponse:
 # --- The trial's own worklists ---------------------------------------------------------------------------------
 
 
-VISIT_STATES = (
-    ("due", _("Due")),
-    ("overdue", _("Overdue")),
-    ("in_progress", _("In progress")),
-)
+TO_DO = (VisitState.DUE, VisitState.OVERDUE, VisitState.IN_PROGRESS)
+VISIT_STATES = tuple((state.value, state.label) for state in TO_DO)
 
 
 def visits_to_do(site_ids: list[int], *, now: datetime.datetime, state: str = "") -> QuerySet[Visit]:
@@ -123,15 +122,11 @@ def visits_to_do(site_ids: list[int], *, now: datetime.datetime, state: str = ""
     today = timezone.localdate(now)
     not_started = Q(progress=VisitProgress.NOT_STARTED)
     conditions = {
-        "due": not_started & Q(window_start__lte=today, window_end__gte=today),
-        "overdue": not_started & Q(window_end__lt=today),
-        "in_progress": Q(progress=VisitProgress.IN_PROGRESS),
+        VisitState.DUE: not_started & Q(window_start__lte=today, window_end__gte=today),
+        VisitState.OVERDUE: not_started & Q(window_end__lt=today),
+        VisitState.IN_PROGRESS: Q(progress=VisitProgress.IN_PROGRESS),
     }
-    wanted = (
-        conditions[state]
-        if state in conditions
-        else conditions["due"] | conditions["overdue"] | Q(progress=VisitProgress.IN_PROGRESS)
-    )
+    wanted = conditions[state] if state in conditions else reduce(operator.or_, conditions.values())
     return (
         Visit.objects.filter(wanted, participant__site_id__in=site_ids, participant__status=ParticipantStatus.ENROLLED)
         .select_related("participant__site", "definition")
