@@ -10,14 +10,30 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from django.db.models import Max, QuerySet
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    DateField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Max,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest, Least
 
 from capture.models import ItemValue
 from safety.models import DeathReport
-from trial.models import Participant, ParticipantStatus
+from trial.models import Participant, ParticipantStatus, Visit
 
 DAYS_PER_MONTH = 30.4375
 SURVIVAL_FORM = "SURV"
@@ -51,25 +67,51 @@ class Survival:
 
 def survival_of(participants: QuerySet[Participant]) -> list[Survival]:
     """Survival of each enrolled participant of the queryset (scope it through trial/access.py), in 3 queries."""
-    people = list(
-        participants.filter(
-            # Withdrawn participants stay in (intention to treat), censored when last known alive.
-            status__in=[
-                ParticipantStatus.ENROLLED,
-                ParticipantStatus.DIED,
-                ParticipantStatus.COMPLETED,
-                ParticipantStatus.WITHDRAWN,
-            ],
-            enrolment_date__isnull=False,
-        )
-        .select_related("arm", "site")
-        .annotate(last_visit=Max("visits__visit_date"))
-        .order_by("site_id", "subject_id")
-    )
+    people = list(_people(participants).order_by("site_id", "subject_id"))
     ids = [p.pk for p in people]
     deaths = dict(DeathReport.objects.filter(participant_id__in=ids).values_list("participant_id", "death_date"))
     contacts = _contacts(ids)
     return [_survival(p, deaths.get(p.pk), contacts.get(p.pk, [])) for p in people]
+
+
+def survival_stream(participants: QuerySet[Participant], *, chunk: int = 2000) -> Iterator[Survival]:
+    """The same as `survival_of`, by site and subject number, streamed: three queries read side by side in chunks
+    whatever the number of participants (inside one transaction on PostgreSQL, so that they see one moment), and
+    memory holds one chunk of each. For exports."""
+    followed = _people(participants)
+    order = ("site_id", "subject_id", "pk")
+    people = followed.order_by(*order).iterator(chunk_size=chunk)
+    ids = followed.values("pk")
+    deaths = (
+        DeathReport.objects.filter(participant__in=ids)
+        .order_by(*(f"participant__{field}" for field in order))
+        .values_list("participant_id", "death_date")
+        .iterator(chunk_size=chunk)
+    )
+    contacts = (
+        _contact_rows(ItemValue.objects.filter(visit__participant__in=ids))
+        .order_by(*(f"visit__participant__{field}" for field in order), "visit_id")
+        .iterator(chunk_size=chunk)
+    )
+    # The three streams hold the same participants in the same order (deaths and contacts only some of them).
+    death, contact = next(deaths, None), next(contacts, None)
+    for person in people:
+        death_date = None
+        if death is not None and death[0] == person.pk:
+            death_date, death = death[1], next(deaths, None)
+        rows = []
+        while contact is not None and contact[0] == person.pk:
+            rows.append(contact)
+            contact = next(contacts, None)
+        yield _survival(person, death_date, _contacts_of(rows).get(person.pk, []))
+
+
+def _people(participants: QuerySet[Participant]) -> QuerySet[Participant]:
+    return (
+        participants.filter(status__in=_FOLLOWED, enrolment_date__isnull=False)
+        .select_related("arm", "site")
+        .annotate(last_visit=Max("visits__visit_date"))
+    )
 
 
 @dataclass
@@ -82,9 +124,16 @@ class _Contact:
 
 
 def _contacts(participant_ids: Iterable[int]) -> dict[int, list[_Contact]]:
-    rows = ItemValue.objects.filter(
-        visit__participant_id__in=list(participant_ids), item__form__code=SURVIVAL_FORM, missing_reason=""
-    ).values_list("visit__participant_id", "visit_id", "item__code", "date", "text")
+    return _contacts_of(_contact_rows(ItemValue.objects.filter(visit__participant_id__in=list(participant_ids))))
+
+
+def _contact_rows(values: QuerySet[ItemValue]) -> QuerySet:
+    return values.filter(item__form__code=SURVIVAL_FORM, missing_reason="").values_list(
+        "visit__participant_id", "visit_id", "item__code", "date", "text"
+    )
+
+
+def _contacts_of(rows: Iterable[tuple]) -> dict[int, list[_Contact]]:
     by_visit: dict[tuple[int, int], _Contact] = {}
     for participant_id, visit_id, code, date, text in rows:
         contact = by_visit.setdefault((participant_id, visit_id), _Contact(visit_id))
@@ -122,3 +171,69 @@ def _survival(participant: Participant, death_date: datetime.date | None, contac
     latest = max(contacts, key=lambda c: c.contact or datetime.date.min, default=None)
     status = "lost" if latest is not None and latest.vital == "lost" else "alive"
     return Survival(**common, end=end, died=False, vital_status=status)
+
+
+def survival_counts(participants: QuerySet[Participant], day: datetime.date) -> Iterator[tuple[str, int, bool, int]]:
+    """(arm code, days, died, participants) of the enrolled participants of the queryset, censored at `day`, in one
+    query: each participant's time and event derived by the database as `survival_of` derives them (a death report,
+    else a SURV contact recording death; else the last date known alive), then only the counts per arm, day and
+    event come back. For statistics over many participants (Kaplan-Meier), whose memory must not grow with them.
+    """
+    died_on = Coalesce(
+        Subquery(DeathReport.objects.filter(participant=OuterRef("pk")).values("death_date")[:1]),
+        Subquery(_surv_dates("DTHDAT", vital="dead").order_by("date").values("date")[:1]),
+        output_field=DateField(),
+    )
+    enrolment = F("enrolment_date")
+    last_alive = Greatest(
+        enrolment,
+        Coalesce(_latest(Visit.objects.filter(participant=OuterRef("pk")), "visit_date"), enrolment),
+        Coalesce(_latest(_surv_dates("LKADAT"), "date"), enrolment),
+        Coalesce(_latest(_surv_dates("CONTDAT", vital="alive"), "date"), enrolment),
+        output_field=DateField(),
+    )
+    rows = (
+        participants.filter(status__in=_FOLLOWED, enrolment_date__isnull=False, enrolment_date__lte=day)
+        .annotate(died_on=died_on)
+        .annotate(end=Coalesce(F("died_on"), last_alive, output_field=DateField()))
+        .annotate(
+            censored_end=Least(F("end"), Value(day), output_field=DateField()),
+            died=Case(When(died_on__isnull=False, end__lte=day, then=True), default=False, output_field=BooleanField()),
+        )
+        .annotate(length=ExpressionWrapper(F("censored_end") - enrolment, output_field=DurationField()))
+        .values_list("arm__code", "length", "died")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for arm_code, length, died, n in rows:
+        yield arm_code or "", length.days, died, n
+
+
+_FOLLOWED = [
+    # Withdrawn participants stay in (intention to treat), censored when last known alive.
+    ParticipantStatus.ENROLLED,
+    ParticipantStatus.DIED,
+    ParticipantStatus.COMPLETED,
+    ParticipantStatus.WITHDRAWN,
+]
+
+
+def _surv_dates(code: str, *, vital: str = "") -> QuerySet[ItemValue]:
+    """The participant's (OuterRef) dates of one SURV item, of the contacts that record `vital` if given."""
+    values = ItemValue.objects.filter(
+        visit__participant=OuterRef("pk"),
+        item__form__code=SURVIVAL_FORM,
+        item__code=code,
+        missing_reason="",
+        date__isnull=False,
+    )
+    if vital:
+        same_contact = ItemValue.objects.filter(
+            visit=OuterRef("visit"), item__form__code=SURVIVAL_FORM, item__code="VITAL", missing_reason="", text=vital
+        )
+        values = values.filter(Exists(same_contact))
+    return values
+
+
+def _latest(rows: QuerySet, field: str) -> Subquery:
+    return Subquery(rows.filter(**{f"{field}__isnull": False}).order_by(f"-{field}").values(field)[:1])

@@ -161,8 +161,7 @@ class _Datasets:
             form.code
             for meta in latest_first
             for form in meta.forms
-            if SCREENING_EVENT not in form.event_codes and SAFETY_EVENT not in form.event_codes
-            and not form.is_log
+            if SCREENING_EVENT not in form.event_codes and SAFETY_EVENT not in form.event_codes and not form.is_log
         ]
         visit_forms = list(dict.fromkeys(visit_forms))
         self.lab_forms = [code for code in visit_forms if LAB_DATE_ITEM in self.codes[code]]
@@ -223,9 +222,8 @@ class _Datasets:
                 for row in rows:
                     by_form.setdefault(form_of[row[2]], []).append(row)
                 for form_code, form_rows in by_form.items():
-                    codes = self.codes[form_code]
-                    wide[form_code].write(
-                        self._wide_row(key, subject.visit_dates, form_rows, codes, columns[form_code])
+                    wide[form_code].write_line(
+                        _wide_line(visit_text, form_rows, self.codes[form_code], columns[form_code])
                     )
                     if form_code in self.lab_forms:
                         yield _lab_lines(visit_text, form_rows, described)
@@ -234,22 +232,24 @@ class _Datasets:
     def visit_forms_order(self) -> list[str]:
         return [*self.other_forms, *self.lab_forms]
 
-    def _columns(self, form_code: str) -> dict[int, int]:
-        """{item id: column} of a form's items in every version."""
+    def _columns(self, form_code: str) -> dict[int, tuple[int, bool]]:
+        """{item id: (column, whether its values may need quoting)} of a form's items in every version."""
         column = {code: index for index, code in enumerate(self.codes[form_code])}
-        return {pk: column[item.code] for pk, item in self.items.items() if item.form == form_code}
+        return {pk: (column[item.code], item.escaped) for pk, item in self.items.items() if item.form == form_code}
 
-    def _wide_row(
-        self, key: list[str], visit_dates: dict[int, str], rows: list[ValueRow], codes: list[str], columns: dict
-    ) -> list[str]:
-        cells, missing = [""] * len(codes), []
-        for _participant, _visit, item_id, value, missing_reason, _flags in rows:
-            if missing_reason:
-                missing.append(f"{codes[columns[item_id]]}={missing_reason}")
-            else:
-                cells[columns[item_id]] = value
-        visit = rows[0][1]
-        return [*key, self.events[visit], visit_dates.get(visit, ""), *cells, " ".join(missing)]
+
+def _wide_line(visit_text: str, rows: list[ValueRow], codes: list[str], columns: dict) -> str:
+    """A visit's row of a wide dataset as CSV text, built by hand as csv.writer would write it (one per form and
+    visit): the key and visit part comes written, numbers and dates never need quoting or the apostrophe, and only
+    free text and codes are checked."""
+    cells, missing = [""] * len(codes), []
+    for _participant, _visit, item_id, value, missing_reason, _flags in rows:
+        column, escaped = columns[item_id]
+        if missing_reason:
+            missing.append(f"{codes[column]}={missing_reason}")
+        else:
+            cells[column] = _field(spreadsheet_cell(value)) if escaped else value
+    return f"{visit_text},{','.join(cells)},{_field(spreadsheet_cell(' '.join(missing)))}\r\n"
 
 
 def _lab_lines(key: str, rows: list[ValueRow], described: dict) -> str:
@@ -314,6 +314,12 @@ class _SpoolWriter:
 
     def write(self, row: list[str]) -> None:
         self.writer.writerow(spreadsheet_row(row))
+        if self.lines.tell() >= SPOOL_CHARACTERS:
+            self.spool.write(_take(self.lines))
+
+    def write_line(self, line: str) -> None:
+        """A row already written as CSV text."""
+        self.lines.write(line)
         if self.lines.tell() >= SPOOL_CHARACTERS:
             self.spool.write(_take(self.lines))
 

@@ -1,14 +1,16 @@
 """Lab outcomes by arm and visit: n, mean, sample SD and median of numeric items; change from baseline; the
 hepatitis serology results.
 
-Exact numbers: the values are read one by one as the Decimals that were typed (PostgreSQL numeric; SQLite's REAL
-columns are turned back into the column's decimals by Django), in group order, one query; the statistics are
-computed on those Decimals, never through a float and never by SQL aggregates (SQLite's SUM and AVG are floating
-point). The mean is the exact sum divided by n at 60 significant digits (a quotient with n < 10^40 cannot
-carry a run of 40 zeros or nines, so rounding it to the printed places is rounding the exact fraction); the SD
-is two-pass (the sum of squared deviations from that mean: no cancellation of large sums of squares); the median
+Exact numbers, never through a float. On PostgreSQL the database sums the numeric values exactly (n, sum, sum of
+squares, and the two middle values with percentile_disc, which returns values themselves), one row per group, so
+memory and time follow the groups rather than the values; the SD's sum of squared deviations is then computed
+from those sums as an exact fraction (no cancellation). On SQLite (REAL columns, floating-point SUM) the values
+are read one by one as the Decimals that were typed (Django turns them back into the column's decimals), in group
+order, one query, one group's values in memory at a time; the SD is two-pass there (the sum of squared deviations
+from the mean). The mean is the exact sum divided by n at 60 significant digits (a quotient with n < 10^40 cannot
+carry a run of 40 zeros or nines, so rounding it to the printed places is rounding the exact fraction); the median
 is the middle value or the exact half-sum of the two middle ones. Printing rounds half up from the Decimal
-(`round_half_up`). Memory holds one group's values (one arm at one visit) at a time.
+(`round_half_up`).
 """
 
 import datetime
@@ -16,11 +18,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+from fractions import Fraction
 from itertools import groupby
 from operator import itemgetter
 from typing import NamedTuple
 
-from django.db.models import Count, F, FilteredRelation, Q, QuerySet
+from django.db import connection
+from django.db.models import Aggregate, Count, DecimalField, F, FilteredRelation, Q, QuerySet, Sum
 
 from capture.models import ItemValue
 from reports.statistics.scope import enrolled
@@ -51,6 +55,7 @@ class Summary:
 
 
 EXACT = Context(prec=60)
+_NUMBER = DecimalField(max_digits=60, decimal_places=30)  # PostgreSQL numeric: what the database sums, exactly
 
 
 def round_half_up(value: Decimal, places: int) -> Decimal:
@@ -100,8 +105,52 @@ def numeric_summary(
     One query: the values in group order, each group summarised as it ends.
     """
     values = _values(participants, cutoff).filter(_items(forms, items), number__isnull=False)
+    if connection.vendor == "postgresql":
+        return _aggregated(values, F("number"), median=True)
     rows = values.values_list(*_GROUP.values(), "number").order_by(*_GROUP.values(), "number")
     return {key: describe(numbers) for key, numbers in _groups(rows)}
+
+
+class _Middle(Aggregate):
+    """The lower middle value of a group (percentile_disc(0.5)), or the upper one ordered descending: one of the
+    values themselves, so exact; their half-sum is the median."""
+
+    function = "percentile_disc"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s%(direction)s)"
+
+    def __init__(self, expression: object, *, descending: bool = False) -> None:
+        super().__init__(expression, output_field=_NUMBER, direction=" DESC" if descending else "")
+
+
+def _aggregated(values: QuerySet, number: object, *, median: bool) -> dict[LabKey, Summary]:
+    """PostgreSQL: each group's n, exact numeric sum and sum of squares (and middle values) from the database,
+    so that memory and Python time follow the groups, not the values. The same statistics as `describe`: the
+    sum of squared deviations is computed exactly from the sums (as a fraction), so no cancellation is lost."""
+    sums = {
+        "n": Count("pk"),
+        "total": Sum(number, output_field=_NUMBER),
+        "squares": Sum(number * number, output_field=_NUMBER),
+    }
+    if median:
+        sums.update(low=_Middle(number), high=_Middle(number, descending=True))
+    rows = values.values(**_codes()).annotate(**sums).order_by()
+    return {_key(row): _from_sums(row, median=median) for row in rows}
+
+
+def _from_sums(row: dict, *, median: bool) -> Summary:
+    n, total, squares = row["n"], row["total"], row["squares"]
+    with localcontext(EXACT):
+        mean = total / n
+        sd = None
+        if n > 1:
+            deviations = Fraction(squares) - Fraction(total) ** 2 / n  # exact: the sum of (x - mean)^2
+            variance = deviations / (n - 1)
+            sd = (Decimal(variance.numerator) / Decimal(variance.denominator)).sqrt()
+        middle = None
+        if median:
+            low, high = row["low"], row["high"]
+            middle = low if low == high else (low + high) / 2
+    return Summary(n=n, mean=mean, sd=sd, median=middle)
 
 
 def _groups(rows: QuerySet) -> Iterator[tuple[LabKey, list[Decimal]]]:
@@ -148,6 +197,8 @@ def change_from_baseline(
         )
     )
     paired = paired.filter(baseline__number__isnull=False)
+    if connection.vendor == "postgresql":
+        return _aggregated(paired, F("number") - F("baseline__number"), median=False)
     rows = paired.values_list(*_GROUP.values(), "number", "baseline__number").order_by(*_GROUP.values())
     changes = groupby(rows.iterator(chunk_size=4000), key=itemgetter(0, 1, 2, 3))
     # Exact: the differences of the Decimals that were typed.

@@ -1,5 +1,6 @@
 """Kaplan-Meier (product-limit) estimates of survival by arm, from the derived survival times of
-safety.survival.survival_of, censored at the data cut-off; their confidence intervals; the log-rank test.
+safety.survival (counted per arm, day and event by the database), censored at the data cut-off; their confidence
+intervals; the log-rank test.
 
 - S(t) with a 95% confidence interval from Greenwood's variance on the log-log scale (Kalbfleisch and Prentice;
   the "exponential Greenwood" interval): with V(t) = sum over event days t_i <= t of d_i / (n_i (n_i - d_i)),
@@ -20,13 +21,13 @@ import datetime
 import math
 from bisect import bisect_right
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from statistics import NormalDist
 
 from django.db.models import QuerySet
 
 from reports.statistics.scope import cutoff_day, enrolled
-from safety.survival import DAYS_PER_MONTH, Survival, survival_of
+from safety.survival import DAYS_PER_MONTH, survival_counts
 from trial.models import Participant
 
 AT_RISK_MONTHS = (0, 6, 12, 18, 24, 30, 36)
@@ -66,17 +67,33 @@ def loglog_interval(survival: float, greenwood: float) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class KaplanMeierCurve:
+    """A curve and what it was estimated from, kept as counts per day (memory follows the days of follow-up, not
+    the participants)."""
+
     arm_code: str
-    times: tuple[tuple[int, bool], ...]  # (days, died) of each participant, sorted
-    steps: tuple[Step, ...]  # one per day with an event or a censoring
+    steps: tuple[Step, ...]  # one per day with an event or a censoring, in day order
 
     @property
     def n(self) -> int:
-        return len(self.times)
+        return self.steps[0].at_risk if self.steps else 0
 
     @property
     def events(self) -> int:
-        return sum(died for _days, died in self.times)
+        return sum(step.events for step in self.steps)
+
+    @property
+    def last_day(self) -> int | None:
+        """The last follow-up time in days (an event or a censoring); None without participants."""
+        return self.steps[-1].days if self.steps else None
+
+    @property
+    def times(self) -> tuple[tuple[int, bool], ...]:
+        """(days, died) of each participant, sorted (built from the counts: for tests and small curves)."""
+        return tuple(
+            time
+            for step in self.steps
+            for time in (*((step.days, False),) * step.censored, *((step.days, True),) * step.events)
+        )
 
     def survival_at(self, months: float) -> float:
         """S(t): the estimate just after time t (right-continuous)."""
@@ -108,7 +125,7 @@ class KaplanMeierCurve:
 
     def at_risk(self, months: float) -> int:
         """Participants still followed (neither dead nor censored) just before time t."""
-        return sum(days >= months * DAYS_PER_MONTH for days, _died in self.times)
+        return sum(step.events + step.censored for step in self.steps if step.days >= months * DAYS_PER_MONTH)
 
     def points(self) -> list[tuple[float, float]]:
         """The step curve as (months, survival) corners, from (0, 1) to the last follow-up time."""
@@ -117,33 +134,37 @@ class KaplanMeierCurve:
             if step.events:
                 corners.append((step.months, corners[-1][1]))
                 corners.append((step.months, step.survival))
-        if self.times:
-            corners.append((self.times[-1][0] / DAYS_PER_MONTH, corners[-1][1]))
+        if self.steps:
+            corners.append((self.steps[-1].days / DAYS_PER_MONTH, corners[-1][1]))
         return corners
 
 
 def kaplan_meier(participants: QuerySet[Participant], *, cutoff: datetime.datetime) -> dict[str, KaplanMeierCurve]:
-    """{arm code: curve} of the participants enrolled in scope by the cut-off (survival_of: three queries)."""
+    """{arm code: curve} of the participants enrolled in scope by the cut-off, in one query.
+
+    The database derives each participant's time and event as safety.survival.survival_of does, censors them at
+    the cut-off day and returns only the counts per arm, day and event: memory and Python time follow the days
+    of follow-up, not the participants.
+    """
     day = cutoff_day(cutoff)
-    by_arm: dict[str, list[tuple[int, bool]]] = defaultdict(list)
-    for row in survival_of(enrolled(participants, cutoff)):
-        if row.start <= day:
-            at_cutoff = _censored_at(row, day)
-            by_arm[row.arm_code].append((at_cutoff.days, at_cutoff.died))
-    return {arm: product_limit(arm, times) for arm, times in sorted(by_arm.items())}
-
-
-def _censored_at(row: Survival, day: datetime.date) -> Survival:
-    return row if row.end <= day else replace(row, end=day, died=False)
+    counts: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for arm_code, days, died, n in survival_counts(enrolled(participants, cutoff), day):
+        counts[arm_code][days][0 if died else 1] += n
+    return {arm: product_limit_counts(arm, by_day) for arm, by_day in sorted(counts.items())}
 
 
 def product_limit(arm_code: str, times: list[tuple[int, bool]]) -> KaplanMeierCurve:
     """S(t) = product over event days t_i <= t of (1 - d_i / n_i); n_i counts those censored on t_i as at risk."""
-    ordered = tuple(sorted(times))
     by_day: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for days, died in ordered:
+    for days, died in times:
         by_day[days][0 if died else 1] += 1
-    steps, survival, greenwood, at_risk = [], 1.0, 0.0, len(ordered)
+    return product_limit_counts(arm_code, by_day)
+
+
+def product_limit_counts(arm_code: str, by_day: dict[int, list[int]]) -> KaplanMeierCurve:
+    """The product-limit estimate from {day: [events, censored]}."""
+    steps, survival, greenwood = [], 1.0, 0.0
+    at_risk = sum(events + censored for events, censored in by_day.values())
     for days in sorted(by_day):
         events, censored = by_day[days]
         if events:
@@ -153,7 +174,7 @@ def product_limit(arm_code: str, times: list[tuple[int, bool]]) -> KaplanMeierCu
             Step(days=days, at_risk=at_risk, events=events, censored=censored, survival=survival, greenwood=greenwood)
         )
         at_risk -= events + censored
-    return KaplanMeierCurve(arm_code=arm_code, times=ordered, steps=tuple(steps))
+    return KaplanMeierCurve(arm_code=arm_code, steps=tuple(steps))
 
 
 @dataclass(frozen=True)
@@ -169,12 +190,12 @@ class LogRank:
 
 def log_rank(first: KaplanMeierCurve, second: KaplanMeierCurve) -> LogRank | None:
     """The log-rank test of two curves; None when it cannot be computed (no death, or no variance)."""
-    at_risk = [len(first.times), len(second.times)]
+    at_risk = [first.n, second.n]
     by_day: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # deaths 1, deaths 2, leaving 1, leaving 2
     for arm, curve in enumerate((first, second)):
-        for days, died in curve.times:
-            by_day[days][arm] += died
-            by_day[days][2 + arm] += 1
+        for step in curve.steps:
+            by_day[step.days][arm] += step.events
+            by_day[step.days][2 + arm] += step.events + step.censored
     observed_minus_expected, variance, expected = 0.0, 0.0, [0.0, 0.0]
     for days in sorted(by_day):
         deaths_1, deaths_2, leaving_1, leaving_2 = by_day[days]

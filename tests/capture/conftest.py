@@ -44,9 +44,9 @@ def numeric_form(code: str, size: int) -> dict:
 
 @pytest.fixture
 def sized_protocol(protocol, tmp_path):
-    """The protocol amended with a 45-item and a 5-item numeric panel, loaded as the current version."""
+    """The protocol amended with a 45-, a 10- and a 5-item numeric panel, loaded as the current version."""
     definition = yaml.safe_load(DEFAULT_PATH.read_text())
-    definition["forms"] += [numeric_form("P45", 45), numeric_form("P5", 5)]
+    definition["forms"] += [numeric_form("P45", 45), numeric_form("P10", 10), numeric_form("P5", 5)]
     path = tmp_path / "sized.yaml"
     path.write_text(yaml.safe_dump(definition, allow_unicode=True))
     return protocol_load(path=path)[0]

@@ -223,3 +223,37 @@ def test_adverse_events_and_survival_are_datasets_of_the_scope(entered, coordina
     assert [row["subject"] for row in export(site1_only)["AE"]] == [first.subject_id]
     dictionary = {(row["dataset"], row["column"]) for row in datasets["data_dictionary"]}
     assert {("AE", "relationship"), ("SURVIVAL", "censored")} <= dictionary
+
+
+def _statements(user: object) -> tuple[int, bytes]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        archive = b"".join(csv_export(scope=export_scope(user)))
+    return len(queries), archive
+
+
+def test_the_export_costs_the_same_statements_whatever_the_number_of_participants(
+    entered, coordinator1, site1, datamanager, monkeypatch
+):
+    """Survival (a derivation over three tables) streams side by side too: with a chunk of two participants, the
+    export of six costs no more statements than the export of two, and its rows are survival_of's."""
+    from reports.exports import csv_safety
+    from safety.survival import survival_of
+    from tests.factories import enrolled
+    from trial.models import Participant
+
+    monkeypatch.setattr(csv_safety, "SURVIVAL_CHUNK", 2)
+    _statements(datamanager)  # the first export reads the protocol's definitions into the process's caches
+    few, _archive = _statements(datamanager)
+    for days_ago in (30, 60, 90, 120):
+        enrolled(coordinator1, site1, arm="MSC", days_ago=days_ago)
+    many, archive = _statements(datamanager)
+    assert many == few
+    rows = list(csv.DictReader(io.StringIO(read_zip(archive)["SURVIVAL.csv"], newline="")))
+    expected = survival_of(Participant.objects.filter(subject_id__isnull=False))
+    assert [(row["subject"], row["end"], row["died"]) for row in rows] == [
+        (s.subject_id, s.end.isoformat(), "true" if s.died else "false") for s in expected
+    ]
+    assert len(rows) == 6

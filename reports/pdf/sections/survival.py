@@ -75,7 +75,7 @@ def _estimates(context: ReportContext, curves: dict, arms: list[str]) -> Flowabl
 
 def _estimate(curve: stats.KaplanMeierCurve, months: int) -> str:
     # Past the last follow-up time the estimate is not defined.
-    followed = curve.times and curve.times[-1][0] >= months * DAYS_PER_MONTH
+    followed = curve.last_day is not None and curve.last_day >= months * DAYS_PER_MONTH
     if not followed:
         return MISSING
     low, high = curve.confidence_at(months)
