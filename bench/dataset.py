@@ -4,7 +4,7 @@ Every past visit has its forms complete with every item's value (typed, inside t
 item's list, derived items computed as the service computes them; about 310 values per participant), queries in
 every state and age, adverse events graded 1-4 (some serious, with their SAE record and notices), lab grading
 proposals (and dismissed ones), source data verification (some values changed since), investigator signatures
-(some voided), data locks, and an audit chain (one record per screening, enrolment and visit, HMAC-chained as
+(some voided), data locks, and an audit chain (one record per screening and enrolment, HMAC-chained as
 `trial.audit` chains it, so `verify_audit` passes).
 
 Rows are generated in Python and streamed into PostgreSQL COPY; the big tables lose their secondary indexes and
@@ -285,7 +285,7 @@ def value_templates(definitions: Definitions, seed: int) -> dict[str, list[list[
 # recompute it without holding the rows of another table -------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class VisitPlan:
     index: int  # in the visit definitions
     id: int
@@ -297,7 +297,7 @@ class VisitPlan:
     signed: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class ParticipantPlan:
     index: int
     id: int
@@ -328,45 +328,54 @@ class Ids:
 
 def plans(definitions: Definitions, size: int, ids: Ids, today: datetime.date) -> Iterator[ParticipantPlan]:
     form_id = ids.form
+    per_participant = len(definitions.visits)
+    applicable = {
+        (arm, k): [
+            form
+            for form in definitions.forms
+            if code in form.visit_codes and (not form.arm_codes or arm in form.arm_codes)
+        ]
+        for arm in ("MSC", "CONV")
+        for k, (_, code, _, _, _) in enumerate(definitions.visits)
+    }
+    signable = [code.startswith("M") for _, code, _, _, _ in definitions.visits]
+    days = [datetime.timedelta(days=day) for _, _, day, _, _ in definitions.visits]
+    shifts = [datetime.timedelta(days=n - 3) for n in range(7)]
+    last_past, verified_before = today - datetime.timedelta(days=3), today - datetime.timedelta(days=30)
     for index in range(size):
         h = _mix(index + 1)
         screen_failed = index % 20 == 19
         arm = "MSC" if (index // 6) % 2 == 0 else "CONV"
-        if h % 100 < 82:
-            days_ago = 1115 + h % 380  # the whole schedule behind them
-        else:
-            days_ago = (h >> 8) % 1100
+        days_ago = 1115 + h % 380 if h % 100 < 82 else (h >> 8) % 1100  # most have the whole schedule behind them
         enrolment = None if screen_failed else today - datetime.timedelta(days=days_ago)
         withdrawn = not screen_failed and index % 50 == 7
         visits = []
+        all_done = not screen_failed
         if not screen_failed:
-            for k, (_, code, day, _, _) in enumerate(definitions.visits):
-                target = enrolment + datetime.timedelta(days=day)
-                state, visit_date = "not_started", None
-                if target <= today - datetime.timedelta(days=3):
-                    state = "complete"
-                    visit_date = target + datetime.timedelta(days=(index + k) % 7 - 3)
-                    if (index * 9 + k) % 97 == 0 or (withdrawn and k > 2):
-                        state, visit_date = "missed", None
-                forms = []
-                if state == "complete":
-                    for form in definitions.forms:
-                        if code in form.visit_codes and (not form.arm_codes or arm in form.arm_codes):
-                            forms.append((form_id, form))
-                            form_id += 1
-                visits.append(
-                    VisitPlan(
-                        k,
-                        ids.visit + index * len(definitions.visits) + k,
-                        target,
-                        state,
-                        visit_date,
-                        forms,
-                        verified=state == "complete" and index % 3 != 0 and visit_date < today - datetime.timedelta(30),
-                        signed=state == "complete" and index % 4 != 3 and code.startswith("M"),
+            base = ids.visit + index * per_participant
+            for k in range(per_participant):
+                target = enrolment + days[k]
+                if target > last_past:
+                    all_done = False
+                    visits.append(VisitPlan(k, base + k, target, "not_started", None, [], False, False))
+                elif (index * 9 + k) % 97 == 0 or (withdrawn and k > 2):
+                    visits.append(VisitPlan(k, base + k, target, "missed", None, [], False, False))
+                else:
+                    visit_date = target + shifts[(index + k) % 7]
+                    forms = applicable[arm, k]
+                    visits.append(
+                        VisitPlan(
+                            k,
+                            base + k,
+                            target,
+                            "complete",
+                            visit_date,
+                            list(zip(range(form_id, form_id + len(forms)), forms, strict=True)),
+                            verified=index % 3 != 0 and visit_date < verified_before,
+                            signed=index % 4 != 3 and signable[k],
+                        )
                     )
-                )
-        all_done = bool(visits) and all(visit.state != "not_started" for visit in visits)
+                    form_id += len(forms)
         status = (
             "screen_failed" if screen_failed else "withdrawn" if withdrawn else "completed" if all_done else "enrolled"
         )
@@ -853,7 +862,8 @@ FORM_GRADING_COLUMNS = "id, graded_version, graded_at, form_id"
 
 
 def audit_lines(ctx: Context) -> Iterator[str]:
-    """One record per screening, enrolment and visit saved, chained with the HMAC trial.audit writes."""
+    """One record per screening and enrolment, chained with the HMAC trial.audit writes (a record costs an HMAC
+    in Python: the item-level trail of every save would cost more than the rest of the build)."""
     from trial.audit import _CONTENT_FIELDS, _content_hash
 
     key_id = settings.AUDIT_HMAC_KEY_ID
@@ -868,9 +878,6 @@ def audit_lines(ctx: Context) -> Iterator[str]:
         if p.enrolment:
             enrolled = datetime.datetime.combine(p.enrolment, datetime.time(9, 30), UTC)
             entries.append((enrolled, "participant", p.id, "enrol", "", f"{p.arm}"))
-        for v in p.complete_visits:
-            at = datetime.datetime.combine(v.visit_date + datetime.timedelta(1), datetime.time(10), UTC)
-            entries.append((at, "visit", v.id, "update", "CLIN" if v.index < 5 else "SURV", "complete"))
         for at, object_type, object_id, action, form_code, new in entries:
             content = {
                 "at": at,
