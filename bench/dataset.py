@@ -32,15 +32,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DEBUG", "1")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/edc_bench_100")
+import django
+from django.apps import apps
 
-import django  # noqa: E402
-
-django.setup()
+if not apps.ready:  # run as a script (or imported by another benchmark): Django on the PostgreSQL server
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/edc_bench_100")
+    django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.hashers import make_password  # noqa: E402
@@ -481,8 +481,9 @@ def screening_lines(ctx: Context) -> Iterator[str]:
         eligible = not p.screen_failed
         failed = FAILED_IN4 if p.screen_failed else "[]"
         yield (
-            f"{ctx.ids.other['screening'] + p.index}\t{day}\t{day}\tdecompensated\t{30 + p.index % 40}.0\t{28 + p.index % 6}.0\t1.{40 + p.index % 30}"
-            f"\tmild\tnone\t{{}}\t{8 + p.index % 3}\tB\t{'t' if eligible else 'f'}\t{failed}\t{_ts(day)}\t{p.id}\t"
+            f"{ctx.ids.other['screening'] + p.index}\t{day}\t{day}\tdecompensated\t{30 + p.index % 40}.0\t"
+            f"{28 + p.index % 6}.0\t1.{40 + p.index % 30}\tmild\tnone\t{{}}\t{8 + p.index % 3}\tB\t"
+            f"{'t' if eligible else 'f'}\t{failed}\t{_ts(day)}\t{p.id}\t"
             f"{ctx.user('coordinator', p.site_number)}\tV1.0\n"
         )
 
@@ -497,7 +498,8 @@ SCREENING_COLUMNS = (
 def consent_lines(ctx: Context) -> Iterator[str]:
     for p in ctx.plans():
         day = (p.enrolment or ctx.today - datetime.timedelta(days=p.index % 900)) - datetime.timedelta(7)
-        yield f"{ctx.ids.other['consentrecord'] + p.index}\tinitial\tV1.0\t{day}\t{_ts(day)}\t{p.id}\t{ctx.user('coordinator', p.site_number)}\n"
+        coordinator = ctx.user("coordinator", p.site_number)
+        yield f"{ctx.ids.other['consentrecord'] + p.index}\tinitial\tV1.0\t{day}\t{_ts(day)}\t{p.id}\t{coordinator}\n"
 
 
 CONSENT_COLUMNS = "id, kind, icf_version, consent_date, recorded_at, participant_id, recorded_by_id"
@@ -686,7 +688,8 @@ def lock_lines(ctx: Context) -> Iterator[str]:
     for p in ctx.plans():
         if p.locked:
             last = p.complete_visits[-1].visit_date if p.complete_visits else ctx.today
-            yield f"{lock_id}\t{_ts(last + datetime.timedelta(40))}\tDatabase lock of the casebook\t\\N\t\t\\N\t{manager}\t{p.id}\t\\N\t\\N\n"
+            at = _ts(last + datetime.timedelta(40))
+            yield f"{lock_id}\t{at}\tDatabase lock of the casebook\t\\N\t\t\\N\t{manager}\t{p.id}\t\\N\t\\N\n"
             lock_id += 1
 
 
@@ -792,7 +795,8 @@ def sae_lines(ctx: Context) -> Iterator[str]:
         if a.serious:
             onset = a.visit.visit_date + datetime.timedelta(2)
             yield (
-                f"{sae_id}\t{onset}\t{onset + datetime.timedelta(6)}\tAdmitted for observation; recovered.\t\t\t[]\t[]\t"
+                f"{sae_id}\t{onset}\t{onset + datetime.timedelta(6)}\tAdmitted for observation; recovered.\t\t\t"
+                "[]\t[]\t"
                 f"\t\t\t\t\t\\N\t1\t{_ts(onset + datetime.timedelta(1))}\t{a.id}\t\\N\t"
                 f"{ctx.user('coordinator', a.participant.site_number)}\n"
             )
