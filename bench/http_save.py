@@ -14,6 +14,7 @@ statements. Runs in a throw-away test database (test_<name of DATABASE_URL>) on 
 
 import argparse
 import datetime
+import logging
 import os
 import statistics
 import sys
@@ -93,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     arguments = parser.parse_args()
+    logging.disable(logging.WARNING)  # the request log and the login notices, one line per request
     with test_database() as name:
         if connection.vendor != "postgresql":
             raise SystemExit("bench/http_save.py measures on PostgreSQL: set DATABASE_URL=postgres://...")

@@ -16,6 +16,7 @@ at every size, because the builder derives each participant's data from its inde
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import time
@@ -121,6 +122,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", default="", help="measure only pages whose address contains this")
     arguments = parser.parse_args()
+    logging.disable(logging.WARNING)  # the request log and the login notices, one line per request
     setup_test_environment()  # the test Client's response.content and templates, ALLOWED_HOSTS testserver
     sizes = available(arguments.sizes)
     if not sizes:
