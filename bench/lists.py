@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from dataset import db_name, expected_state, label_of, stored_state, use_database  # also sets Django up
-from django.db import connection, reset_queries
+from django.db import OperationalError, connection, reset_queries
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, setup_test_environment
 
@@ -62,7 +62,7 @@ PAGES = (
 
 @dataclass
 class Measure:
-    status: int = 0
+    status: int | str = 0
     sql: int = 0
     kib: float = 0.0
     times: list[float] = field(default_factory=list)
@@ -104,16 +104,27 @@ def clients(size: int) -> dict[str, Client]:
     return by_role
 
 
-def request(client: Client, url: str, measure: Measure, *, count: bool) -> None:
+def request(client: Client, url: str, measure: Measure, *, timed: bool) -> None:
+    """One GET: its status, SQL count and size (the last round's), and its time unless this is the warm-up round.
+
+    A page that runs into the statement timeout is marked (status "timeout") and left out of later rounds."""
+    if measure.status == "timeout":
+        return
     reset_queries()  # the query log is a bounded deque: a full one would hide new entries
-    if count:
+    began = time.perf_counter()
+    try:
         with CaptureQueriesContext(connection) as queries:
             response = client.get(url)
-        measure.status, measure.sql, measure.kib = response.status_code, len(queries), len(response.content) / 1024
+    except OperationalError as error:
+        if "statement timeout" not in str(error):
+            raise
+        measure.status = "timeout"
+        connection.close()
         return
-    began = time.perf_counter()
-    client.get(url)
-    measure.times.append(time.perf_counter() - began)
+    elapsed = time.perf_counter() - began
+    measure.status, measure.sql, measure.kib = response.status_code, len(queries), len(response.content) / 1024
+    if timed:
+        measure.times.append(elapsed)
 
 
 def main() -> None:
@@ -121,6 +132,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="*", type=int, default=[100, 10_000, 100_000])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", default="", help="measure only pages whose address contains this")
+    parser.add_argument("--statement-timeout", type=int, default=120, help="seconds; a slower page is marked")
     arguments = parser.parse_args()
     logging.disable(logging.WARNING)  # the request log and the login notices, one line per request
     setup_test_environment()  # the test Client's response.content and templates, ALLOWED_HOSTS testserver
@@ -137,13 +149,14 @@ def main() -> None:
     }
     load_before = os.getloadavg()
     began = time.perf_counter()
-    for round_ in range(arguments.rounds + 1):  # round 0 warms up and counts the SQL; the others are timed
+    for round_ in range(arguments.rounds + 1):  # round 0 warms the caches up; the SQL count is the last round's
         for size in sizes:  # interleaved: A, B, C, A, B, C...
-            use_database(db_name(size))
-            connection.ensure_connection()
+            use_database(db_name(size))  # the next connection starts with the statement timeout
+            options = connection.settings_dict.setdefault("OPTIONS", {})
+            options["options"] = f"-c statement_timeout={arguments.statement_timeout * 1000}"
             by_role, ids = setup[size]
             for (role, page), by_size in results.items():
-                request(by_role[role], page.format(**ids), by_size[size], count=round_ == 0)
+                request(by_role[role], page.format(**ids), by_size[size], timed=round_ > 0)
         print(f"round {round_} done ({time.perf_counter() - began:.0f} s)", flush=True)
     load_after = os.getloadavg()
     report(results, sizes, arguments.rounds, load_before, load_after)
@@ -159,7 +172,8 @@ def report(results: dict, sizes: list[int], rounds: int, load_before: tuple, loa
     for (role, page), by_size in results.items():
         statuses = {by_size[s].status for s in sizes}
         if statuses != {200}:
-            print(f"{role:<13}{page:<44}  status {sorted(statuses)}")
+            shown = " ".join(f"{label_of(s)}:{by_size[s].status}" for s in sizes)
+            print(f"{role:<13}{page:<44}  status {shown}")
             continue
         sql = "".join(f"{by_size[s].sql:>9}" for s in sizes)
         ms = "".join(f"{by_size[s].ms:>11.1f}" for s in sizes)
