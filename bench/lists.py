@@ -66,6 +66,7 @@ class Measure:
     sql: int = 0
     kib: float = 0.0
     times: list[float] = field(default_factory=list)
+    slow: bool = False  # over --slow once: not asked again in later rounds
 
     @property
     def ms(self) -> float:
@@ -104,11 +105,11 @@ def clients(size: int) -> dict[str, Client]:
     return by_role
 
 
-def request(client: Client, url: str, measure: Measure, *, timed: bool) -> None:
+def request(client: Client, url: str, measure: Measure, *, timed: bool, slow: float) -> None:
     """One GET: its status, SQL count and size (the last round's), and its time unless this is the warm-up round.
 
     A page that runs into the statement timeout is marked (status "timeout") and left out of later rounds."""
-    if measure.status == "timeout":
+    if measure.status == "timeout" or measure.slow:
         return
     reset_queries()  # the query log is a bounded deque: a full one would hide new entries
     began = time.perf_counter()
@@ -123,8 +124,9 @@ def request(client: Client, url: str, measure: Measure, *, timed: bool) -> None:
         return
     elapsed = time.perf_counter() - began
     measure.status, measure.sql, measure.kib = response.status_code, len(queries), len(response.content) / 1024
-    if timed:
+    if timed or elapsed > slow:  # a slow warm-up is its only sample
         measure.times.append(elapsed)
+    measure.slow = elapsed > slow
 
 
 def main() -> None:
@@ -133,6 +135,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", default="", help="measure only pages whose address contains this")
     parser.add_argument("--statement-timeout", type=int, default=120, help="seconds; a slower page is marked")
+    parser.add_argument("--slow", type=float, default=30, help="seconds; a slower page is timed once, not again")
     arguments = parser.parse_args()
     logging.disable(logging.WARNING)  # the request log and the login notices, one line per request
     setup_test_environment()  # the test Client's response.content and templates, ALLOWED_HOSTS testserver
@@ -156,7 +159,7 @@ def main() -> None:
             options["options"] = f"-c statement_timeout={arguments.statement_timeout * 1000}"
             by_role, ids = setup[size]
             for (role, page), by_size in results.items():
-                request(by_role[role], page.format(**ids), by_size[size], timed=round_ > 0)
+                request(by_role[role], page.format(**ids), by_size[size], timed=round_ > 0, slow=arguments.slow)
         print(f"round {round_} done ({time.perf_counter() - began:.0f} s)", flush=True)
     load_after = os.getloadavg()
     report(results, sizes, arguments.rounds, load_before, load_after)
@@ -165,6 +168,7 @@ def main() -> None:
 def report(results: dict, sizes: list[int], rounds: int, load_before: tuple, load_after: tuple) -> None:
     smallest, largest = sizes[0], sizes[-1]
     print()
+    print("* slower than --slow: timed in one round only (the warm-up round if it was slow already)")
     print(f"database: PostgreSQL {', '.join(db_name(s) for s in sizes)}; {rounds} timed rounds, medians")
     print(f"load average (1, 5, 15 min): before {_load(load_before)}, after {_load(load_after)}; {os.cpu_count()} CPUs")
     head = "".join(f"{'SQL@' + label_of(s):>9}" for s in sizes) + "".join(f"{'ms@' + label_of(s):>11}" for s in sizes)
@@ -176,7 +180,7 @@ def report(results: dict, sizes: list[int], rounds: int, load_before: tuple, loa
             print(f"{role:<13}{page:<44}  status {shown}")
             continue
         sql = "".join(f"{by_size[s].sql:>9}" for s in sizes)
-        ms = "".join(f"{by_size[s].ms:>11.1f}" for s in sizes)
+        ms = "".join(f"{by_size[s].ms:>10.1f}{'*' if by_size[s].slow else ' '}" for s in sizes)
         ratio = by_size[largest].ms / by_size[smallest].ms
         same = "yes" if len({by_size[s].sql for s in sizes}) == 1 else "NO"
         flag = "" if ratio <= 3 and by_size[largest].sql <= 15 else "  <-- over target"
