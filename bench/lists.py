@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--statement-timeout", type=int, default=120, help="seconds; a slower page is marked")
     parser.add_argument("--slow", type=float, default=30, help="seconds; a slower page is timed once, not again")
     arguments = parser.parse_args()
-    logging.disable(logging.WARNING)  # the request log and the login notices, one line per request
+    logging.disable(logging.CRITICAL)  # the request log, login notices, the tracebacks of timed-out pages
     setup_test_environment()  # the test Client's response.content and templates, ALLOWED_HOSTS testserver
     sizes = available(arguments.sizes)
     if not sizes:
