@@ -10,9 +10,10 @@ proposals (and dismissed ones), source data verification (some values changed si
 Rows are generated in Python, one participant at a time (each table's rows are derived again from the participant's
 index, so nothing is held for another table), and streamed into PostgreSQL COPY; the loaded tables lose their
 secondary indexes, unique and foreign key constraints during the load and get them back after it; then the summary
-counts are rebuilt (`manage.py rebuild_summaries`, when the project has it) and the database ANALYZEd. A database is reused while its migrations,
-its size and this builder's version match (the build writes them into the database's comment); `--rebuild` forces a
-new one:
+counts are rebuilt (`manage.py rebuild_summaries`, when the project has it) and the database ANALYZEd.
+
+A database is reused while its migrations, its size and this builder's version match (the build writes them into
+the database's comment); `--rebuild` forces a new one:
 
     .venv/bin/python bench/dataset.py 100 10000 100000 [--rebuild]
 
