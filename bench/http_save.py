@@ -1,0 +1,132 @@
+"""Saving the 45-item lab panel over HTTP, against a plain Django admin add of a flat 25-field model, in one run.
+
+(a) the data-entry page's POST (session, as a coordinator's browser), (b) the API's PUT (knox token, as an
+integration), (c) the admin add of `bench.flatcrf.FlatCrf` (a superuser's session): each request through Django's
+test Client, which runs the whole middleware stack (sessions, CSRF middleware, authentication, locale, the
+request log...) and the URL resolver, the view, the template or the serializer, without a socket; the Client does not
+enforce CSRF tokens. Interleaved rounds (the three kinds in rotating order), medians, SQL statements of each.
+
+Target (../shared/PERFORMANCE.md): the page POST and the API PUT at most 1.5x the admin add, at most 15 SQL
+statements. Runs in a throw-away test database (test_<name of DATABASE_URL>) on PostgreSQL:
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/edc_bench .venv/bin/python bench/http_save.py [--rounds 7]
+"""
+
+import argparse
+import datetime
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"  # the project's settings plus bench.flatcrf
+
+from capture_save import ITEMS, a_visit, amended_protocol  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection, reset_queries  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from harness import test_database  # noqa: E402
+from knox.models import AuthToken  # noqa: E402
+from rest_framework.test import APIClient  # noqa: E402
+
+from bench.flatcrf.models import NUMBERS, FlatCrf  # noqa: E402
+from trial.services import protocol_load  # noqa: E402
+
+PER_ROUND = 30
+
+
+class Saves:
+    """The three kinds of save, each a callable that sends one request and checks its answer."""
+
+    def __init__(self) -> None:
+        user, visit = a_visit()
+        self.page_visit = visit
+        self.api_visit = visit.participant.visits.get(definition__code="M6")
+        self.page = Client()
+        self.page.force_login(user)
+        self.api = APIClient()
+        _token, key = AuthToken.objects.create(user=user)
+        self.api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        admin = get_user_model().objects.create_superuser("bench-admin", password="bench-password-1")
+        self.admin = Client()
+        self.admin.force_login(admin)
+        self.versions = {"page": 0, "api": 0}
+        self.n = 0
+
+    def _values(self) -> dict[str, str]:
+        self.n += 1
+        return {f"X{i:02d}": str(10 + (self.n + i) % 900) for i in range(ITEMS)}
+
+    def page_post(self) -> None:
+        data = {**self._values(), "version": str(self.versions["page"]), "reason": ""}
+        response = self.page.post(f"/visits/{self.page_visit.pk}/forms/P45/", data)
+        assert response.status_code == 302, (response.status_code, response.content[:500])
+        self.versions["page"] += 1
+
+    def api_put(self) -> None:
+        body = {"version": self.versions["api"], "values": self._values()}
+        response = self.api.put(f"/api/v1/visits/{self.api_visit.pk}/forms/P45/", body, format="json")
+        assert response.status_code == 200, (response.status_code, response.content[:500])
+        self.versions["api"] = response.json()["version"]
+
+    def admin_add(self) -> None:
+        self.n += 1
+        data = {"subject": f"01-{self.n:05d}", "visit_code": "M3", "report_date": datetime.date.today().isoformat()}
+        data.update({name: str(10 + (self.n + i) % 900) for i, name in enumerate(NUMBERS)})
+        data["_save"] = "Save"
+        response = self.admin.post("/admin/flatcrf/flatcrf/add/", data)
+        assert response.status_code == 302, (response.status_code, response.content[:500])
+
+
+def statements(save: object) -> tuple[int, int]:
+    """SQL statements of one request: all, and without SAVEPOINT / RELEASE."""
+    reset_queries()
+    with CaptureQueriesContext(connection) as queries:
+        save()
+    return len(queries), len([q for q in queries if "SAVEPOINT" not in q["sql"]])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    arguments = parser.parse_args()
+    logging.disable(logging.WARNING)  # the request log and the login notices, one line per request
+    with test_database() as name:
+        if connection.vendor != "postgresql":
+            raise SystemExit("bench/http_save.py measures on PostgreSQL: set DATABASE_URL=postgres://...")
+        protocol_load()
+        amended_protocol()
+        saves = Saves()
+        kinds = {"page POST": saves.page_post, "API PUT": saves.api_put, "admin add": saves.admin_add}
+        for save in kinds.values():  # warm the process's caches (definitions, templates) and create the forms
+            save()
+            save()
+        counts = {kind: statements(save) for kind, save in kinds.items()}
+        times: dict[str, list[float]] = {kind: [] for kind in kinds}
+        load_before = os.getloadavg()
+        order = list(kinds)
+        for round_ in range(arguments.rounds):
+            for kind in order[round_ % 3 :] + order[: round_ % 3]:  # rotate who goes first
+                for _ in range(PER_ROUND):
+                    began = time.perf_counter()
+                    kinds[kind]()
+                    times[kind].append(time.perf_counter() - began)
+        load_after = os.getloadavg()
+        medians = {kind: statistics.median(values) * 1000 for kind, values in times.items()}
+        print(f"database: {connection.vendor} ({name}); {arguments.rounds} rounds x {PER_ROUND} requests of each kind")
+        print(f"through Django's test Client: full middleware stack, no socket; {ITEMS}-item panel vs 25-field admin")
+        print("load average (1, 5, 15 min): before " + ", ".join(f"{x:.2f}" for x in load_before), end="")
+        print(", after " + ", ".join(f"{x:.2f}" for x in load_after) + f"; {os.cpu_count()} CPUs")
+        print(f"{'save':<11}{'median ms':>10}{'x admin':>9}{'SQL':>6}{'SQL w/o savepoints':>20}")
+        for kind in kinds:
+            ratio = medians[kind] / medians["admin add"]
+            print(f"{kind:<11}{medians[kind]:>10.1f}{ratio:>9.2f}{counts[kind][0]:>6}{counts[kind][1]:>20}")
+        print(f"rows: {FlatCrf.objects.count()} admin adds; targets: <= 1.5x the admin add, <= 15 SQL statements")
+
+
+if __name__ == "__main__":
+    main()
