@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from capture.definitions import visit_forms
-from capture.models import FormInstance, Query, QueryEvent, QueryOrigin
+from capture.models import FormInstance, Query, QueryEvent, QueryOrigin, QueryState
 from capture.services import form_save
 from trial.models import Participant, ParticipantStatus, Visit, VisitKind
 from trial.services import visit_missed
@@ -270,7 +270,9 @@ def review(*, users: dict[str, object], seed: int = 1573923) -> dict[str, int]:
     for visit in visits:
         if visit.participant.site.number == 1:
             by_participant.setdefault(visit.participant_id, []).append(visit)
-    chosen = [pair for pair in by_participant.values() if len(pair) >= 2][:3]
+    queried = done.filter(queries__state__in=[QueryState.OPEN, QueryState.ANSWERED])
+    unqueried = set(done.exclude(pk__in=queried).values_list("pk", flat=True))
+    chosen = [pair for pair in by_participant.values() if len(pair) >= 2 and pair[0].pk in unqueried][:3]
     for first, *_later in chosen:  # every form verified, then signed by the investigator: ready to lock
         for spec in visit_forms(first):
             items_verify(user=monitor, visit_id=first.pk, form_code=spec.code)
