@@ -230,9 +230,7 @@ def close_automatic(
     target = Q(item_id__in=item_ids)
     if visit_check_code:
         target |= Q(item__isnull=True, form__isnull=True, check_code=visit_check_code)
-    queries = Query.objects.filter(target, visit=visit, origin=QueryOrigin.AUTOMATIC).exclude(
-        state=QueryState.CLOSED
-    )
+    queries = Query.objects.filter(target, visit=visit, origin=QueryOrigin.AUTOMATIC).exclude(state=QueryState.CLOSED)
     ids = list(queries.values_list("pk", flat=True))
     if not ids:
         return 0
