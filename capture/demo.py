@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from capture.definitions import visit_forms
-from capture.models import FormInstance
+from capture.models import FormInstance, Query, QueryEvent, QueryOrigin, QueryState
 from capture.services import form_save
 from trial.models import Participant, ParticipantStatus, Visit, VisitKind
 from trial.services import visit_missed
@@ -70,6 +70,11 @@ CHOICES = {
     "VITAL": ["alive"],
 }
 CORRECTION_REASON = "Transcription error corrected against the laboratory report"
+MISSED_REASONS = (
+    "Participant could not travel to the hospital.",
+    "Participant was admitted to another hospital during the visit window.",
+    "Participant declined the visit; contacted by telephone, no new symptoms.",
+)
 
 
 def fill(*, users_by_site: dict[int, object], seed: int = 1573923) -> int:
@@ -81,8 +86,13 @@ def fill(*, users_by_site: dict[int, object], seed: int = 1573923) -> int:
     for participant in participants.order_by("pk"):
         user = users_by_site[participant.site.number]
         visits = participant.visits.select_related("participant__protocol", "participant__arm", "definition")
-        for visit in visits.filter(definition__kind=VisitKind.VISIT).order_by("target_date"):
-            saved += _visit(rng, user, visit, today)
+        scheduled = list(visits.filter(definition__kind=VisitKind.VISIT).order_by("target_date"))
+        closed = [visit for visit in scheduled if visit.window_end < today]
+        for visit in scheduled:
+            forms = _visit(rng, user, visit, today, latest_closed=bool(closed) and visit == closed[-1])
+            if forms is None:
+                break  # left overdue: the participant has not come back since, so later visits hold nothing
+            saved += forms
         for visit in visits.filter(definition__kind=VisitKind.FOLLOW_UP, window_end__lt=today):
             saved += _contact(rng, user, visit)
     return saved
@@ -100,17 +110,18 @@ def _contact(rng: random.Random, user: object, visit: Visit) -> int:
     return len(forms)
 
 
-def _visit(rng: random.Random, user: object, visit: Visit, today: datetime.date) -> int:
+def _visit(rng: random.Random, user: object, visit: Visit, today: datetime.date, *, latest_closed: bool) -> int | None:
+    """The forms saved for the visit, or None when it is left overdue."""
     if visit.window_start > today:
         return 0
     window_closed = visit.window_end < today
     fate = rng.random()
     if not window_closed and fate < 0.5:
         return 0  # due: the participant has not come yet
-    if window_closed and fate < 0.05:
-        return 0  # overdue: nobody has entered it yet
+    if latest_closed and fate < 0.12:
+        return None  # overdue: the latest visit whose window closed, not entered yet (a later one would be missed)
     if window_closed and fate < 0.09:
-        visit_missed(user=user, visit=visit, reason="Participant could not travel to the hospital.")
+        visit_missed(user=user, visit=visit, reason=rng.choice(MISSED_REASONS))
         return 0
     late = rng.random() < 0.04  # now and then a visit takes place after its window: a protocol deviation
     offset = rng.randint(15, 20) if late else rng.randint(-5, 7)
@@ -259,14 +270,59 @@ def review(*, users: dict[str, object], seed: int = 1573923) -> dict[str, int]:
     for visit in visits:
         if visit.participant.site.number == 1:
             by_participant.setdefault(visit.participant_id, []).append(visit)
-    chosen = next((pair for pair in by_participant.values() if len(pair) >= 2), None)
-    if chosen is not None:  # the first visit signed by the investigator, the next one locked by the data manager
-        visit_sign(user=investigator, visit_id=chosen[0].pk, password=settings.DEMO_PASSWORD)
+    queried = done.filter(queries__state__in=[QueryState.OPEN, QueryState.ANSWERED])
+    unqueried = set(done.exclude(pk__in=queried).values_list("pk", flat=True))
+    chosen = [pair for pair in by_participant.values() if len(pair) >= 2 and pair[0].pk in unqueried][:3]
+    for first, *_later in chosen:  # every form verified, then signed by the investigator: ready to lock
+        for spec in visit_forms(first):
+            items_verify(user=monitor, visit_id=first.pk, form_code=spec.code)
+        visit_sign(user=investigator, visit_id=first.pk, password=settings.DEMO_PASSWORD)
+    if chosen:  # the next visit of the first one locked by the data manager
         lock_set(
             user=datamanager,
-            participant_id=chosen[1].participant_id,
-            visit_id=chosen[1].pk,
+            participant_id=chosen[0][1].participant_id,
+            visit_id=chosen[0][1].pk,
             reason="Reviewed and cleaned for the interim analysis",
             confirm_open_queries=True,
         )
+    counts["aged"] = history(seed=seed)
     return counts
+
+
+# How long ago the monitor raised the queries, in turn: within the week, within the month, before (the buckets of
+# the query ageing), never before the visit took place.
+QUERY_AGES = ((1, 7), (8, 30), (31, 150))
+
+
+def history(*, seed: int = 1573923) -> int:
+    """Give the demo's queries the past they would have: the seed raises, answers and closes them in one minute,
+    and would show every query 0 days old.
+
+    Only the queries' and their threads' own dates move back (raised, answered, closed, in that order, between
+    the visit and now); the audit trail keeps when the seed wrote them, as it must (it is append-only and
+    chained), so `verify_audit` is unaffected. Returns the number of queries dated back.
+    """
+    rng = random.Random(seed)
+    now = timezone.now()
+    today = timezone.localdate()
+    queries = list(
+        Query.objects.filter(visit__isnull=False).select_related("visit").prefetch_related("events").order_by("pk")
+    )
+    events = []
+    for index, query in enumerate(queries):
+        held = query.visit.visit_date or query.visit.target_date
+        room = max((today - held).days - 1, 0)  # days between the visit and today
+        if query.origin == QueryOrigin.AUTOMATIC:
+            age = max(room - rng.randint(0, 3), 0)  # raised by the edit check when the data were entered
+        else:
+            age = min(rng.randint(*QUERY_AGES[index % len(QUERY_AGES)]), room)
+        query.created_at = now - datetime.timedelta(days=age, hours=rng.randint(1, 8))
+        thread = sorted(query.events.all(), key=lambda event: (event.at, event.pk))
+        for step, event in enumerate(thread):
+            event.at = query.created_at + (now - query.created_at) * (step / (len(thread) + 1))
+            events.append(event)
+        if query.closed_at is not None:
+            query.closed_at = thread[-1].at if thread else query.created_at
+    Query.objects.bulk_update(queries, ["created_at", "closed_at"], batch_size=500)
+    QueryEvent.objects.bulk_update(events, ["at"], batch_size=500)
+    return len(queries)

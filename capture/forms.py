@@ -101,6 +101,9 @@ class FormEntryForm(DomainErrorsMixin, forms.Form):
             url = reverse("capture:check_item", args=[visit_id, spec.code, item.code])
             self.fields[item.code] = value_field(item, url, recheck=self.is_bound)
             self.fields[MISSING_PREFIX + item.code] = missing_field(item)
+        if spec.entered:
+            # Typed into straight away, also when 'Save and go to' the next form lands here: no mouse needed.
+            self.fields[spec.entered[0].code].widget.attrs["autofocus"] = True
 
     def add_domain_errors(self, errors: dict[str, list[str]]) -> None:
         super().add_domain_errors(errors)

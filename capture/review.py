@@ -222,11 +222,15 @@ def _transition(user: object, query_id: int, kind: str, message: str, *, require
     return query
 
 
-def close_automatic(*, visit: Visit, item_ids: list[int], now: datetime.datetime) -> int:
-    """Close the automatic queries of items whose check a correction has cleared (called by form_save)."""
-    queries = Query.objects.filter(visit=visit, item_id__in=item_ids, origin=QueryOrigin.AUTOMATIC).exclude(
-        state=QueryState.CLOSED
-    )
+def close_automatic(
+    *, visit: Visit, item_ids: list[int], now: datetime.datetime, visit_check_code: str | None = None
+) -> int:
+    """Close the automatic queries of items whose check a correction has cleared (called by form_save), and the
+    one the check `visit_check_code` raised on the whole visit (its dates are all back in the window)."""
+    target = Q(item_id__in=item_ids)
+    if visit_check_code:
+        target |= Q(item__isnull=True, form__isnull=True, check_code=visit_check_code)
+    queries = Query.objects.filter(target, visit=visit, origin=QueryOrigin.AUTOMATIC).exclude(state=QueryState.CLOSED)
     ids = list(queries.values_list("pk", flat=True))
     if not ids:
         return 0

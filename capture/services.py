@@ -2,7 +2,7 @@
 
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -290,14 +290,6 @@ def _apply_checks(pending: _Pending) -> None:
         pending.flags[(form_code, item_code)] = tuple(flag for flag in flags if flag)
         numbers.setdefault(form_code, {})[item_code] = value.number
         texts.setdefault(form_code, {})[item_code] = value.text
-        if Flag.WINDOW in flags:
-            message = _("%(item)s %(date)s is outside the visit window %(start)s to %(end)s.") % {
-                "item": item.label,
-                "date": value.date,
-                "start": pending.visit.window_start,
-                "end": pending.visit.window_end,
-            }
-            pending.queries.setdefault((form_code, item_code), []).append((window_check_code(pending.visit), message))
     for form_code, form_numbers in numbers.items():
         for check in rule_failures(specs[form_code].definition.checks, form_numbers, texts[form_code]):
             key = (form_code, check_item(check))
@@ -439,9 +431,16 @@ def _write_instance(instance: FormInstance, user: object, state: str, now: datet
 
 
 def _sync_queries(pending: _Pending, stored: StoredValues, now: datetime.datetime) -> tuple[int, int]:
-    """Raise a query for each check that newly fires; close the automatic queries of checks now cleared."""
+    """Raise a query for each check that newly fires; close the automatic queries of checks now cleared.
+
+    A date outside the visit window is a fault of the visit, not of each form that records it: it raises one
+    query on the whole visit when the first such date appears and closes it when the last one is corrected.
+    """
     specs = protocol_forms(pending.visit.participant.protocol)
     new = []
+    window_query = _window_query(pending, stored, now)
+    if window_query is not None:
+        new.append(window_query)
     for key, fired in pending.queries.items():
         before = set(stored[key].flags) if key in stored else set()
         for check_code, message in fired:
@@ -468,8 +467,58 @@ def _sync_queries(pending: _Pending, stored: StoredValues, now: datetime.datetim
         and any(flag in stored[key].flags for flag in QUERY_FLAGS)
         and not any(flag in pending.flags[key] for flag in QUERY_FLAGS)
     ]
-    closed = review.close_automatic(visit=pending.visit, item_ids=cleared, now=now) if cleared else 0
+    window_cleared = bool(_outside_window(_stored_flags(stored)) and not _outside_window(_flags_after(pending, stored)))
+    closed = 0
+    if cleared or window_cleared:
+        check_code = window_check_code(pending.visit) if window_cleared else None
+        closed = review.close_automatic(visit=pending.visit, item_ids=cleared, visit_check_code=check_code, now=now)
     return len(new), closed
+
+
+Flagged = Iterable[tuple[tuple[str, str], Iterable[str]]]
+
+
+def _stored_flags(stored: StoredValues) -> Flagged:
+    return ((key, value.flags) for key, value in stored.items())
+
+
+def _flags_after(pending: _Pending, stored: StoredValues) -> Flagged:
+    """The flags of every item of the visit once the save is written: the saved ones and the others as stored."""
+    flags = {key: value.flags for key, value in stored.items()}
+    flags.update(pending.flags)
+    return flags.items()
+
+
+def _outside_window(flagged: Flagged) -> list[tuple[str, str]]:
+    """The items (form code, item code) whose flags say their date is outside the visit window."""
+    return [key for key, flags in flagged if Flag.WINDOW in flags]
+
+
+def _window_query(pending: _Pending, stored: StoredValues, now: datetime.datetime) -> Query | None:
+    """The visit's window query, if this save brings the visit's first date outside its window."""
+    if _outside_window(_stored_flags(stored)):
+        return None  # the visit already had one (its query raised then), whatever the form that holds it
+    outside = _outside_window(pending.flags.items())
+    if not outside:
+        return None
+    visit = pending.visit
+    form_code, item_code = outside[0]
+    item = protocol_forms(visit.participant.protocol)[form_code].by_code[item_code]
+    message = _("%(item)s %(date)s is outside the visit window %(start)s to %(end)s.") % {
+        "item": item.label,
+        "date": pending.values[(form_code, item_code)].date,
+        "start": visit.window_start,
+        "end": visit.window_end,
+    }
+    return Query(
+        participant_id=visit.participant_id,
+        visit=visit,
+        origin=QueryOrigin.AUTOMATIC,
+        check_code=window_check_code(visit),
+        message=message,
+        created_at=now,
+        created_by=None,
+    )
 
 
 def _flags_of_check(check_code: str) -> tuple[str, ...]:

@@ -45,7 +45,7 @@ def test_demo_review_has_queries_in_every_state_verified_forms_and_a_signature(s
     assert manual == {"open", "answered", "closed"}
     assert Query.objects.filter(origin="manual").values("visit__participant__site").distinct().count() >= 2
     assert ItemValue.objects.filter(verified_at__isnull=False).exists()
-    assert Signature.objects.filter(voided_at=None).count() == 1
+    assert Signature.objects.filter(voided_at=None).count() == 3
     assert FormInstance.objects.filter(signed=True).exists() and FormInstance.objects.filter(locked=True).exists()
 
 
@@ -93,3 +93,51 @@ def test_demo_logs_hold_every_participants_therapy_history_and_some_deviations(s
     assert LogRow.objects.filter(definition__code="DV").count() >= 3
     assert AuditRecord.objects.filter(object_type="log_row", reason=DOSE_CORRECTED).exists()
     assert LogRow.objects.exclude(removed_at=None).exists()
+
+
+def test_demo_queries_have_a_past_in_every_ageing_bucket_and_a_consistent_thread(seeded):
+    now, today = timezone.now(), timezone.localdate()
+    waiting = Query.objects.exclude(state="closed").filter(visit__isnull=False)
+    ages = [(now - query.created_at).days for query in waiting]
+    buckets = {"0-7": sum(age <= 7 for age in ages), "8-30": sum(8 <= age <= 30 for age in ages)}
+    buckets[">30"] = sum(age > 30 for age in ages)
+    assert all(count >= 2 for count in buckets.values()), buckets
+    assert Query.objects.filter(origin="manual", state="answered").count() >= 2  # waiting for the monitor to close
+    for query in Query.objects.filter(visit__isnull=False).select_related("visit").prefetch_related("events"):
+        assert timezone.localtime(query.created_at).date() >= (query.visit.visit_date or query.visit.target_date)
+        times = [query.created_at, *sorted(event.at for event in query.events.all())]
+        assert times == sorted(times) and times[-1] <= now, query.pk
+        assert query.closed_at is None or query.created_at <= query.closed_at <= now
+        assert timezone.localtime(query.created_at).date() < today or query.origin == "automatic"
+    assert audit_verify().intact  # the trail still holds when the seed wrote, untouched
+
+
+def test_demo_has_no_overdue_visit_before_a_later_one_and_missed_visits_say_why(seeded):
+    today = timezone.localdate()
+    for participant in Participant.objects.filter(status="enrolled").prefetch_related("visits__definition"):
+        visits = sorted(
+            (visit for visit in participant.visits.all() if visit.definition.kind == "visit"),
+            key=lambda visit: visit.target_date,
+        )
+        states = [visit.state_on(today) for visit in visits]
+        if "overdue" in states:
+            later = states[states.index("overdue") + 1 :]
+            assert not {"complete", "missed", "in_progress", "overdue"} & set(later), (participant, states)
+    missed = {str(pk) for pk in Visit.objects.filter(progress="missed").values_list("pk", flat=True)}
+    reasons = dict(
+        AuditRecord.objects.filter(object_type="visit", item_code="progress", new_value="missed").values_list(
+            "object_id", "reason"
+        )
+    )
+    assert len(missed) >= 2 and set(reasons) == missed and all(reasons.values())
+    assert len(set(reasons.values())) >= 2
+
+
+def test_demo_has_forms_in_every_review_state(seeded):
+    complete = FormInstance.objects.filter(state="complete")
+    verified = complete.filter(visit__item_values__verified_at__isnull=False).distinct()
+    ready = verified.filter(signed=True, locked=False).exclude(visit__queries__state__in=["open", "answered"])
+    assert complete.filter(signed=False, locked=False).exists()
+    assert verified.exists() and ready.exists()
+    assert complete.filter(locked=True).exists()
+    assert complete.filter(visit__queries__state="open").exists()

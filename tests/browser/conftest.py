@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.browser.menu import LAPTOP
 from tests.conftest import CHROMIUM
 
 CHROMIUM_ARGS = [
@@ -31,7 +32,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(locale="en-GB", timezone_id="Asia/Shanghai")
+    context = browser.new_context(locale="en-GB", timezone_id="Asia/Shanghai", viewport=LAPTOP)
     context.set_default_timeout(15_000)
     page = context.new_page()
     yield page

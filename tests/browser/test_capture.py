@@ -6,6 +6,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from capture.models import ItemValue
+from tests.browser.menu import open_menu
 from tests.browser.test_screen_and_enrol import log_in
 from tests.factories import enrolled
 
@@ -25,7 +26,7 @@ def test_coordinator_enters_and_corrects_the_liver_panel(live_server, page: Page
     m3 = participant.visits.get(definition__code="M3")
     log_in(page, live_server.url, "coordinator1")
 
-    page.get_by_role("link", name="Subject matrix").click()
+    open_menu(page, "Participants", "Subject matrix")
     row = page.locator("#matrix tbody tr", has_text=participant.subject_id)
     row.locator('td[data-visit="M3"] a').click()
     expect(page.locator("#visit-facts")).to_contain_text(m3.target_date.isoformat())

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from reports.models import ReportRun, RunState
+from tests.browser.menu import open_menu
 from tests.browser.test_screen_and_enrol import log_in
 from tests.factories import enrolled
 from trial.models import AuditRecord
@@ -67,7 +68,7 @@ def test_sponsor_requests_the_summary_watches_the_bar_and_downloads_the_pdf(
 
     with report_worker(tmp_path, settings.MEDIA_ROOT) as worker:
         log_in(page, base, "sponsor")
-        page.get_by_role("link", name="Reports", exact=True).click()
+        open_menu(page, "Reports", "Report runs")
         expect(page.get_by_role("heading", name="Reports", exact=True)).to_be_visible()
         page.get_by_label("Trial summary").check()
         page.get_by_role("button", name="Generate report").click()

@@ -11,6 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 from capture.definitions import visit_forms
 from capture.models import ItemValue, Query, QueryState, Signature
 from capture.services import form_save
+from tests.browser.menu import LAPTOP
 from tests.browser.test_screen_and_enrol import log_in
 from tests.factories import PASSWORD, enrolled
 from trial.models import Visit
@@ -24,7 +25,7 @@ QUESTION = "ALT 120 U/L: the lab report in the source file reads 102. Please che
 @contextmanager
 def signed_in(browser: Browser, base_url: str, username: str) -> Iterator[Page]:
     """A page in a browser context of its own (own cookies), logged in as `username`."""
-    context = browser.new_context(locale="en-GB", timezone_id="Asia/Shanghai")
+    context = browser.new_context(locale="en-GB", timezone_id="Asia/Shanghai", viewport=LAPTOP)
     context.set_default_timeout(15_000)
     try:
         page = context.new_page()

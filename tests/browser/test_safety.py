@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, Page, expect
 from capture.services import form_save
 from safety import lab
 from safety.models import AdverseEvent, AdverseEventStatus, Notification
+from tests.browser.menu import open_menu
 from tests.browser.test_review import signed_in
 from tests.factories import enrolled
 from trial.models import Participant
@@ -33,7 +34,7 @@ def propose_alt_increase(user: object, participant: Participant) -> AdverseEvent
 
 
 def open_safety_dashboard(page: Page) -> None:
-    page.get_by_role("link", name="Safety", exact=True).click()
+    open_menu(page, "Safety", "Safety dashboard")
     expect(page.get_by_role("heading", name="Site safety dashboard")).to_be_visible()
 
 

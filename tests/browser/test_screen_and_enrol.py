@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from tests.browser.menu import open_menu
 from tests.factories import PASSWORD
 from trial.models import Participant, ParticipantStatus
 
@@ -44,7 +45,7 @@ def fill_eligible_candidate(page: Page) -> None:
 def test_coordinator_screens_enrols_and_sees_the_schedule(live_server, page: Page, coordinator1, site1):
     log_in(page, live_server.url, "coordinator1")
 
-    page.get_by_role("link", name="Screen a candidate").first.click()
+    open_menu(page, "Participants", "Screen a candidate")
     expect(page.get_by_role("heading", name="Screen a candidate")).to_be_visible()
     fill_eligible_candidate(page)
     page.get_by_role("button", name="Record screening").click()

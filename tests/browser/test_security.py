@@ -33,6 +33,7 @@ def test_pages_run_under_the_policy_and_the_language_switch_works(live_server, p
 def test_user_revokes_a_token_on_the_page(live_server, page: Page, coordinator1, site1):
     _token, _key = AuthToken.objects.create(user=coordinator1)
     log_in(page, live_server.url, "coordinator1")
+    page.locator("#current-user").click()
     page.locator("#api-tokens-link").click()
     expect(page.locator("#token-table tbody tr")).to_have_count(1)
     page.get_by_role("button", name="Revoke").click()

@@ -137,6 +137,42 @@ def test_sample_date_outside_the_window_is_flagged_and_queried(coordinator1, pas
     assert Query.objects.filter(visit=m3, check_code="WINDOW_M3").exists() is flagged
 
 
+def window_queries(visit):
+    return list(Query.objects.filter(visit=visit, check_code=f"WINDOW_{visit.definition.code}").order_by("pk"))
+
+
+def test_a_visit_date_outside_the_window_raises_one_query_for_the_visit_not_one_per_form(coordinator1, past_m3):
+    m3 = past_m3
+    late, inside = str(m3.window_end + datetime.timedelta(days=3)), str(m3.target_date)
+    kidney = {"BUN": "5", "URATE": "300", "CREAT": "70"}
+    first = save(coordinator1, m3, values=liver(m3, LBDAT=late))
+    second = save(coordinator1, m3, form="KIDNEY", values={"LBDAT": late, **kidney})
+    assert (first.queries_opened, second.queries_opened) == (1, 0)
+    assert Flag.WINDOW in second.items["LBDAT"].flags  # each form's date still carries its flag
+    [query] = window_queries(m3)
+    assert (query.item_id, query.form_id, query.state) == (None, None, QueryState.OPEN)  # on the whole visit
+    assert late in query.message and str(m3.window_end) in query.message
+
+    # One date corrected: the other form's date is still outside, so the visit's query stays open.
+    assert save(coordinator1, m3, version=1, values=liver(m3, LBDAT=inside)).queries_closed == 0
+    assert window_queries(m3)[0].state == QueryState.OPEN
+    # The last one corrected: the query closes itself; a later date outside the window raises a new one.
+    assert save(coordinator1, m3, form="KIDNEY", version=1, values={"LBDAT": inside, **kidney}).queries_closed == 1
+    assert [q.state for q in window_queries(m3)] == [QueryState.CLOSED]
+    save(coordinator1, m3, form="KIDNEY", version=2, values={"LBDAT": late, **kidney})
+    assert [q.state for q in window_queries(m3)] == [QueryState.CLOSED, QueryState.OPEN]
+
+
+def test_the_window_query_of_one_visit_is_not_closed_by_another_visits_correction(coordinator1, past_m3):
+    m3 = past_m3
+    m0 = m3.participant.visits.select_related("definition").get(definition__code="M0")
+    save(coordinator1, m3, values=liver(m3, LBDAT=str(m3.window_end + datetime.timedelta(days=3))))
+    save(coordinator1, m0, values=liver(m0, LBDAT=str(m0.window_end + datetime.timedelta(days=1))))
+    save(coordinator1, m0, version=1, values=liver(m0))
+    assert [q.state for q in window_queries(m0)] == [QueryState.CLOSED]
+    assert [q.state for q in window_queries(m3)] == [QueryState.OPEN]
+
+
 def test_complete_requires_every_required_item_or_a_missing_reason(coordinator1, m3):
     values = liver(m3)
     del values["PREALB"]

@@ -351,7 +351,8 @@ def test_a_date_outside_the_window_is_flagged_window(as_user, coordinator1, past
     assert client.post(form_url(m3), liver_post(m3, LBDAT=late)).status_code == 302
     content = client.get(form_url(m3)).content.decode()
     assert re.search(r'id="flags-LBDAT"[^>]*><span[^>]*data-flag="window"[^>]*>window</span>', content)
-    assert "is outside the visit window" in content  # the automatic query's message
+    visit_page = client.get(reverse("capture:visit", args=[m3.pk])).content.decode()
+    assert "is outside the visit window" in visit_page  # the automatic query, on the whole visit
 
 
 def test_hard_range_value_is_a_field_error_and_writes_nothing(as_user, coordinator1, m3):
