@@ -391,14 +391,17 @@ class LogValue(TypedValue):
 
 class SummaryCounts(models.Model):
     """Counts that pages show for many participants at once, kept in the transaction of every write that changes
-    them (capture/summaries.py), so no page aggregates item values or queries."""
+    them (capture/summaries.py), so no page aggregates item values or queries.
 
-    sdv_entered = models.PositiveIntegerField(default=0)
-    sdv_verified = models.PositiveIntegerField(default=0)
-    sdv_changed = models.PositiveIntegerField(default=0)
-    queries_open = models.PositiveIntegerField(default=0)
-    queries_answered = models.PositiveIntegerField(default=0)
-    queries_closed = models.PositiveIntegerField(default=0)
+    Plain integers, not positive ones: a site's counters move by an upsert whose proposed row holds the
+    participant's differences, which may be negative, and the database checks that row before the conflict."""
+
+    sdv_entered = models.IntegerField(default=0)
+    sdv_verified = models.IntegerField(default=0)
+    sdv_changed = models.IntegerField(default=0)
+    queries_open = models.IntegerField(default=0)
+    queries_answered = models.IntegerField(default=0)
+    queries_closed = models.IntegerField(default=0)
 
     class Meta:
         abstract = True

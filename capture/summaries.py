@@ -21,7 +21,7 @@ the benchmark's COPY-built datasets and `manage.py rebuild_summaries` use it.
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import connection, transaction
 
 from capture.models import FormInstance, ItemValue, ParticipantSummary, Query, QueryEvent, SiteSummary
 from trial.models import ItemDefinition, Participant, Site, Visit
@@ -172,8 +172,8 @@ def _portable_statements(with_forms: bool) -> list[str]:
 def rebuild() -> None:
     """Recompute every counter from the data, set-based (a handful of statements whatever the size).
 
-    On PostgreSQL the tables it counts are locked against writes (SHARE) for the transaction, so the counters match
-    a consistent state; run it inside a transaction (the command and the migration do)."""
+    One transaction (or a savepoint of the caller's); on PostgreSQL the tables it counts are locked against
+    writes (SHARE) until it commits, so the counters match one consistent state."""
     t = _tables()
     last = _LAST_ACTIVITY.format(event=t["event"], query=t["query"])
     columns = ", ".join(COUNTERS)
@@ -200,7 +200,7 @@ def rebuild() -> None:
         + ", ".join(f"COALESCE(sum(ps.{name}), 0)" for name in COUNTERS)
         + f" FROM {t['site']} s LEFT JOIN {t['psum']} ps ON ps.site_id = s.id GROUP BY s.id",
     ]
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"LOCK TABLE {t['value']}, {t['query']}, {t['event']} IN SHARE MODE")
         for statement in statements:

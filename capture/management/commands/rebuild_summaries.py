@@ -1,5 +1,4 @@
 from django.core.management.base import BaseCommand
-from django.db import transaction
 
 from capture import summaries
 from capture.models import SiteSummary
@@ -12,7 +11,6 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: object, **options: object) -> None:
-        with transaction.atomic():
-            summaries.rebuild()
+        summaries.rebuild()
         sites = SiteSummary.objects.count()
         self.stdout.write(f"ok: summaries rebuilt for {sites} sites")
