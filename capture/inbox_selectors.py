@@ -183,10 +183,19 @@ def sdv_participants(user: object, *, site_number: int | None = None) -> QuerySe
     """The participants with a visit schedule at the sites the user reviews, each annotated with its counts (from
     its summary), in subject id order: the site's number leads the subject id (01-0001), so this is site order
     too, read in the order of the subject id's unique index."""
+    return _sdv_scope(user, site_number).select_related("site").annotate(**_sdv_counts()).order_by("subject_id")
+
+
+def sdv_participants_total(user: object, *, site_number: int | None = None) -> int:
+    """How many `sdv_participants` lists, counted without the summaries' join (from the site and status index)."""
+    return _sdv_scope(user, site_number).count()
+
+
+def _sdv_scope(user: object, site_number: int | None) -> QuerySet[Participant]:
     participants = access.participants(user).filter(site_id__in=review_site_ids(user), status__in=ON_SCHEDULE)
     if site_number is not None:
         participants = participants.filter(site__number=site_number)
-    return participants.select_related("site").annotate(**_sdv_counts()).order_by("subject_id")
+    return participants
 
 
 def sdv_rows(annotated: Iterable[Site | Participant]) -> list[SdvRow]:

@@ -136,8 +136,10 @@ def sdv(request: HttpRequest) -> HttpResponse:
     _require_review(request)
     site_rows = selectors.sdv_by_site(request.user)
     filter_form = SiteFilterForm(request.GET, sites=[row.subject for row in site_rows])
-    participants = selectors.sdv_participants(request.user, site_number=filter_form.valid_data().get("site"))
-    page = Paginator(participants, PAGE_SIZE).get_page(request.GET.get("page"))
+    site_number = filter_form.valid_data().get("site")
+    participants = selectors.sdv_participants(request.user, site_number=site_number)
+    total = selectors.sdv_participants_total(request.user, site_number=site_number)
+    page = CountedPaginator(participants, PAGE_SIZE, total=total).get_page(request.GET.get("page"))
     context = {
         "site_rows": site_rows,
         "filter_form": filter_form,
