@@ -203,6 +203,7 @@ class Query(models.Model):
             models.Index(fields=["participant", "state"]),
             # The inboxes list newest activity first, a page at a time: read in this index's order.
             models.Index(models.F("last_activity_at").desc(), models.F("id").desc(), name="query_last_activity"),
+            models.Index(fields=["created_at", "id"], name="query_created"),  # the API's list order
         ]
 
     def __str__(self) -> str:
