@@ -2,18 +2,20 @@
 
 Every list of queries starts from capture.review.queries_visible (the user's sites), narrowed to the sites where
 the user's role works on queries; every count from trial/access.py. Each page is a fixed number of SQL queries,
-whatever the number of queries, threads, participants or item values.
+whatever the number of queries, threads, participants or item values, and none aggregates item values or queries:
+counts come from the summaries capture/summaries.py keeps in step with every write, and lists are read a page at a
+time in the order of an index (queries by their last activity, participants by subject id).
 """
 
 import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from capture import records
-from capture.models import Query, QueryEvent, QueryState
+from capture.models import Query, QueryEvent, QueryState, SiteSummary
 from capture.review import queries_visible
 from trial import access
 from trial.access import Action
@@ -73,8 +75,34 @@ def my_queries(user: object, *, state: str = "") -> QuerySet[Query]:
 
 
 def my_query_counts(user: object) -> dict[str, int]:
-    """{state: number of queries} at the sites where the user enters data (one query)."""
-    return _state_counts(_answered_by(user))
+    """{state: number of queries} at the sites where the user enters data (one query, of the site summaries)."""
+    return query_counts(entry_site_ids(user))
+
+
+def query_counts(site_ids: list[int]) -> dict[str, int]:
+    """{state: number of queries} at the given sites, from their summaries (one query, one row per site)."""
+    totals = SiteSummary.objects.filter(site_id__in=site_ids).aggregate(
+        **{state: Sum(f"queries_{state}") for state in QueryState.values}
+    )
+    return {state: totals[state] or 0 for state in QueryState.values}
+
+
+def my_queries_total(counts: dict[str, int], state: str) -> int:
+    """How many queries `my_queries(state=state)` lists, from `my_query_counts`: no count over the queries."""
+    if state in QueryState.values:
+        return counts[state]
+    return counts[QueryState.OPEN] + counts[QueryState.ANSWERED]
+
+
+def review_queries_total(sites: list[Site], filters: QueryFilters) -> int | None:
+    """How many queries `review_queries` lists when only the site and the state narrow it, from the summaries of
+    `sites` (the user's `review_sites`); None when another filter narrows it (the list is then counted)."""
+    narrowing = (filters.older_than_days, filters.form_code, filters.subject_id, filters.origin)
+    if any(value not in (None, "") for value in narrowing):
+        return None
+    ids = [site.pk for site in sites if filters.site_number in (None, site.number)]
+    counts = query_counts(ids)
+    return counts[filters.state] if filters.state in QueryState.values else sum(counts.values())
 
 
 def review_queries(user: object, *, filters: QueryFilters, now: datetime.datetime) -> QuerySet[Query]:
@@ -109,21 +137,19 @@ def _conditions(filters: QueryFilters, now: datetime.datetime) -> Q:
 
 
 def _listed(queryset: QuerySet[Query]) -> QuerySet[Query]:
-    """What a row shows, joined in; the thread's latest step and message come from subqueries, so a page of
-    rows is one SQL query however long the threads. An automatic query has no thread: its own message counts."""
+    """What a row shows, joined in; the thread's latest message comes from a subquery, run for the rows of the
+    page only, so a page is one SQL query however long the threads. The order is the stored last activity
+    (kept by capture/summaries.py), read in its index's order. An automatic query has no thread: its own
+    message counts."""
     events = QueryEvent.objects.filter(query=OuterRef("pk")).order_by("-at", "-pk")
     return (
         queryset.select_related("participant__site", "visit__definition", "form", "item")
         .annotate(
-            last_activity=Coalesce(Subquery(events.values("at")[:1]), "created_at"),
+            last_activity=Coalesce(F("last_activity_at"), "created_at"),
             last_message=Coalesce(Subquery(events.exclude(text="").values("text")[:1]), "message"),
         )
-        .order_by("-last_activity", "-pk")
+        .order_by("-last_activity_at", "-pk")
     )
-
-
-def _state_counts(queryset: QuerySet[Query]) -> dict[str, int]:
-    return queryset.aggregate(**{state: Count("pk", filter=Q(state=state)) for state in QueryState.values})
 
 
 # --- Source data verification progress ------------------------------------------------------------------
@@ -151,9 +177,9 @@ class SdvRow:
 
 
 def sdv_by_site(user: object) -> list[SdvRow]:
-    """One row per site the user reviews, in site order (one query)."""
+    """One row per site the user reviews, in site order (one query, of the site summaries)."""
     sites = access.sites(user).filter(pk__in=review_site_ids(user))
-    return sdv_rows(sites.annotate(**_sdv_counts("participants__visits__item_values")).order_by("number"))
+    return sdv_rows(sites.annotate(**_sdv_counts()).order_by("number"))
 
 
 def sdv_of_sites(site_ids: list[int]) -> list[SdvRow]:
@@ -163,15 +189,22 @@ def sdv_of_sites(site_ids: list[int]) -> list[SdvRow]:
 
 
 def sdv_participants(user: object, *, site_number: int | None = None) -> QuerySet[Participant]:
-    """The participants with a visit schedule at the sites the user reviews, each annotated with its counts."""
+    """The participants with a visit schedule at the sites the user reviews, each annotated with its counts (from
+    its summary), in subject id order: the site's number leads the subject id (01-0001), so this is site order
+    too, read in the order of the subject id's unique index."""
+    return _sdv_scope(user, site_number).select_related("site").annotate(**_sdv_counts()).order_by("subject_id")
+
+
+def sdv_participants_total(user: object, *, site_number: int | None = None) -> int:
+    """How many `sdv_participants` lists, counted without the summaries' join (from the site and status index)."""
+    return _sdv_scope(user, site_number).count()
+
+
+def _sdv_scope(user: object, site_number: int | None) -> QuerySet[Participant]:
     participants = access.participants(user).filter(site_id__in=review_site_ids(user), status__in=ON_SCHEDULE)
     if site_number is not None:
         participants = participants.filter(site__number=site_number)
-    return (
-        participants.select_related("site")
-        .annotate(**_sdv_counts("visits__item_values"))
-        .order_by("site__number", "subject_id")
-    )
+    return participants
 
 
 def sdv_rows(annotated: Iterable[Site | Participant]) -> list[SdvRow]:
@@ -182,18 +215,6 @@ def sdv_rows(annotated: Iterable[Site | Participant]) -> list[SdvRow]:
     ]
 
 
-def _sdv_counts(path: str) -> dict[str, Count]:
-    """Counts of a site's or participant's item values reached through `path`, in the one grouped query."""
-    entered = Q(**{f"{path}__item__derived": ""}) & ~Q(
-        **{
-            f"{path}__number__isnull": True,
-            f"{path}__text": "",
-            f"{path}__date__isnull": True,
-            f"{path}__missing_reason": "",
-        }
-    )
-    return {
-        "entered": Count(path, filter=entered),
-        "verified": Count(path, filter=entered & Q(**{f"{path}__verified_at__isnull": False})),
-        "changed": Count(path, filter=entered & Q(**{f"{path}__changed_since_verification": True})),
-    }
+def _sdv_counts() -> dict[str, Coalesce]:
+    """A site's or participant's counts, from its summary (joined; none yet: zeros)."""
+    return {name: Coalesce(F(f"capture_summary__sdv_{name}"), 0) for name in ("entered", "verified", "changed")}

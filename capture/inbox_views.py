@@ -8,6 +8,7 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -21,6 +22,15 @@ from trial.models import Site
 from trial.templatetags.trial_tags import localized
 
 PAGE_SIZE = 50
+
+
+class CountedPaginator(Paginator):
+    """A paginator told its total (from the summaries) instead of counting the list; without one, it counts."""
+
+    def __init__(self, object_list: QuerySet, per_page: int, *, total: int | None) -> None:
+        super().__init__(object_list, per_page)
+        if total is not None:
+            self.count = total  # the cached property's value, set ahead
 
 
 def _site_choices(sites: list[Site]) -> list[tuple[str, str]]:
@@ -96,9 +106,12 @@ def _require_review(request: HttpRequest) -> None:
 def mine(request: HttpRequest) -> HttpResponse:
     _require_entry(request)
     state = request.GET.get("state", "")
-    page = Paginator(selectors.my_queries(request.user, state=state), PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = selectors.my_query_counts(request.user)
+    total = selectors.my_queries_total(counts, state)
+    queryset = selectors.my_queries(request.user, state=state)
+    page = CountedPaginator(queryset, PAGE_SIZE, total=total).get_page(request.GET.get("page"))
     context = {
-        "counts": selectors.my_query_counts(request.user),
+        "counts": counts,
         "state": state if state in QueryState.values else "",
         "page": page,
         "rows": selectors.query_rows(page.object_list, now=timezone.now()),
@@ -110,10 +123,13 @@ def mine(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 def queries(request: HttpRequest) -> HttpResponse:
     _require_review(request)
-    filter_form = QueryFilterForm(request.GET, sites=selectors.review_sites(request.user))
+    sites = selectors.review_sites(request.user)
+    filter_form = QueryFilterForm(request.GET, sites=sites)
     now = timezone.now()
-    queryset = selectors.review_queries(request.user, filters=filter_form.filters(), now=now)
-    page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = filter_form.filters()
+    queryset = selectors.review_queries(request.user, filters=filters, now=now)
+    total = selectors.review_queries_total(sites, filters)
+    page = CountedPaginator(queryset, PAGE_SIZE, total=total).get_page(request.GET.get("page"))
     context = {"filter_form": filter_form, "page": page, "rows": selectors.query_rows(page.object_list, now=now)}
     return render(request, "capture/inbox_queries.html", context)
 
@@ -124,8 +140,10 @@ def sdv(request: HttpRequest) -> HttpResponse:
     _require_review(request)
     site_rows = selectors.sdv_by_site(request.user)
     filter_form = SiteFilterForm(request.GET, sites=[row.subject for row in site_rows])
-    participants = selectors.sdv_participants(request.user, site_number=filter_form.valid_data().get("site"))
-    page = Paginator(participants, PAGE_SIZE).get_page(request.GET.get("page"))
+    site_number = filter_form.valid_data().get("site")
+    participants = selectors.sdv_participants(request.user, site_number=site_number)
+    total = selectors.sdv_participants_total(request.user, site_number=site_number)
+    page = CountedPaginator(participants, PAGE_SIZE, total=total).get_page(request.GET.get("page"))
     context = {
         "site_rows": site_rows,
         "filter_form": filter_form,

@@ -28,11 +28,24 @@ class FormInstance(models.Model):
     # Kept in step with the Signature and Lock rows by the review services, so a save knows without a query.
     signed = models.BooleanField(default=False, help_text="A valid signature covers this form.")
     locked = models.BooleanField(default=False, help_text="An active lock covers this form.")
+    # Source data verification of the form's entered values, kept in step by capture/summaries.py in the
+    # transaction of every save and verification, so lists of forms filter and count without reading values.
+    sdv_entered = models.PositiveIntegerField(default=0, help_text="Values a person entered (or gave a reason).")
+    sdv_verified = models.PositiveIntegerField(default=0, help_text="Of those, verified against the source.")
+    sdv_changed = models.PositiveIntegerField(default=0, help_text="Of those, changed since they were verified.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["visit", "definition"], name="form_visit_definition_unique")]
-        # The worklists (capture/worklists.py) list forms of a state, the longest waiting first.
-        indexes = [models.Index(fields=["state", "first_completed_at"], name="form_state_completed_idx")]
+        indexes = [
+            # The worklists (capture/worklists.py) list forms of a state, the longest waiting first.
+            models.Index(fields=["state", "first_completed_at"], name="form_state_completed_idx"),
+            # The forms still awaiting verification: a small part of the table once monitoring keeps up.
+            models.Index(
+                fields=["visit"],
+                condition=models.Q(sdv_verified__lt=models.F("sdv_entered")),
+                name="form_awaiting_sdv",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.visit} {self.definition.code}"
@@ -162,6 +175,11 @@ class Query(models.Model):
     closed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    last_activity_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The latest step of the thread (or the raising): the inboxes' order, kept by capture/summaries.py.",
+    )
 
     class Meta:
         verbose_name_plural = "queries"
@@ -184,6 +202,10 @@ class Query(models.Model):
         indexes = [
             models.Index(fields=["visit", "state"]),
             models.Index(fields=["record_type", "record_id"]),
+            models.Index(fields=["participant", "state"]),
+            # The inboxes list newest activity first, a page at a time: read in this index's order.
+            models.Index(models.F("last_activity_at").desc(), models.F("id").desc(), name="query_last_activity"),
+            models.Index(fields=["created_at", "id"], name="query_created"),  # the API's list order
         ]
 
     def __str__(self) -> str:
@@ -368,3 +390,44 @@ class LogValue(TypedValue):
 
     def __str__(self) -> str:
         return f"{self.row} {self.item.code}={self.display}"
+
+
+class SummaryCounts(models.Model):
+    """Counts that pages show for many participants at once, kept in the transaction of every write that changes
+    them (capture/summaries.py), so no page aggregates item values or queries.
+
+    Plain integers, not positive ones: a site's counters move by an upsert whose proposed row holds the
+    participant's differences, which may be negative, and the database checks that row before the conflict."""
+
+    sdv_entered = models.IntegerField(default=0)
+    sdv_verified = models.IntegerField(default=0)
+    sdv_changed = models.IntegerField(default=0)
+    queries_open = models.IntegerField(default=0)
+    queries_answered = models.IntegerField(default=0)
+    queries_closed = models.IntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class ParticipantSummary(SummaryCounts):
+    """One participant's counts of entered, verified and changed values (SDV) and of queries by state."""
+
+    participant = models.OneToOneField(
+        "trial.Participant", on_delete=models.PROTECT, primary_key=True, related_name="capture_summary"
+    )
+    site = models.ForeignKey("trial.Site", on_delete=models.PROTECT, related_name="+")
+
+    def __str__(self) -> str:
+        return f"summary of participant {self.participant_id}"
+
+
+class SiteSummary(SummaryCounts):
+    """A site's counts: the sum of its participants' summaries."""
+
+    site = models.OneToOneField(
+        "trial.Site", on_delete=models.PROTECT, primary_key=True, related_name="capture_summary"
+    )
+
+    def __str__(self) -> str:
+        return f"summary of site {self.site_id}"

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from capture import records
+from capture import records, summaries
 from capture.definitions import visit_forms
 from capture.errors import LockedError, OpenQueriesError, QueryTransitionError
 from capture.models import (
@@ -177,6 +177,7 @@ def _raised(user: object, query: Query, message: str) -> Query:
         text=message.strip(),
         state_after=QueryState.OPEN,
     )
+    summaries.participant_changed(query.participant)
     _audit_query(user, query, "raise", "", QueryState.OPEN, message)
     return query
 
@@ -218,6 +219,7 @@ def _transition(user: object, query_id: int, kind: str, message: str, *, require
     QueryEvent.objects.create(
         query=query, kind=kind, author=user, at=now, text=message.strip(), state_after=query.state
     )
+    summaries.participant_changed(query.participant)
     _audit_query(user, query, kind, old, query.state, message)
     return query
 
@@ -286,6 +288,7 @@ def items_verify(*, user: object, visit_id: int, form_code: str, item_codes: lis
     )
     verified = list(values.filter(verified_at__isnull=True).values_list("item__code", flat=True))
     values.filter(verified_at__isnull=True).update(verified_at=now, verified_by=user, changed_since_verification=False)
+    summaries.participant_changed(visit.participant, visit_id=visit.pk)
     # Keyed like every other row of the form's history, so the form's audit page shows the verification too.
     form_id = FormInstance.objects.filter(visit=visit, definition=spec.definition).values_list("pk", flat=True).first()
     audit_write(

@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from capture import derive, review
+from capture import derive, review, summaries
 from capture.checks import (
     EMPTY,
     ParseError,
@@ -130,6 +130,7 @@ def form_save(
     old_state = instance.state
     _write_instance(instance, user, state, now)
     opened, closed = _sync_queries(pending, stored, now)
+    summaries.participant_changed(visit.participant, visit_id=visit.pk)
     audit_write(
         user=user,
         participant=visit.participant,

@@ -8,9 +8,11 @@ number of SQL queries, whatever the number of events, notices, participants or s
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count, Max, Q, QuerySet, TextChoices
+from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, TextChoices
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from safety.display import history_reason, history_value
@@ -62,11 +64,18 @@ def notice_state(expedited_at: datetime.datetime | None, notices: int, unsent: i
 
 
 def _with_notice_counts(events: QuerySet[AdverseEvent]) -> QuerySet[AdverseEvent]:
+    """Each event's notices, unsent ones and last sending, as subqueries: run for the rows read only, so a page
+    of a long list costs what a short list does (a grouped join would count every event's notices first)."""
+    notices = SaeNotification.objects.filter(adverse_event=OuterRef("pk")).order_by().values("adverse_event")
     return events.annotate(
-        notices=Count("notifications"),
-        unsent=Count("notifications", filter=Q(notifications__sent_at__isnull=True)),
-        last_sent=Max("notifications__sent_at"),
+        notices=_count_of(notices),
+        unsent=_count_of(notices.filter(sent_at__isnull=True)),
+        last_sent=Subquery(notices.annotate(last=Max("sent_at")).values("last")),
     )
+
+
+def _count_of(rows: QuerySet) -> Coalesce:
+    return Coalesce(Subquery(rows.annotate(count=Count("pk")).values("count"), output_field=IntegerField()), 0)
 
 
 # --- One event ----------------------------------------------------------------------------------------------------
@@ -248,16 +257,19 @@ class SeriousRow:
     notice_state: str
 
 
+# Each part of the dashboard shows its first rows; one more is read to know whether there are more (then the card
+# shows "25+"), so the page reads the same whatever the number of events. The listing pages through them all.
+DASHBOARD_ROWS = 25
+
+
 @dataclass(frozen=True)
 class SafetyDashboard:
     open_events: list[AdverseEvent]
     serious: list[SeriousRow]
     proposals: list[AdverseEvent]
     deaths: list[DeathReport]
-
-    @property
-    def overdue(self) -> int:
-        return sum(1 for row in self.serious if row.notice_state == NoticeState.OVERDUE)
+    overdue: int  # every overdue event, not only those shown
+    more: frozenset[str] = frozenset()  # the parts with more rows than shown: "open", "serious", "proposals"...
 
 
 def _site_ids(user: object, site_id: int | None, action: Action = Action.VIEW) -> list[int]:
@@ -266,16 +278,17 @@ def _site_ids(user: object, site_id: int | None, action: Action = Action.VIEW) -
 
 
 def safety_dashboard(user: object, *, site_id: int | None = None, now: datetime.datetime) -> SafetyDashboard:
-    """Open events, serious events with their notices' state, proposals awaiting the investigator and deaths,
-    at the user's sites or one of them (4 queries)."""
+    """The first open events (by subject), serious events with their notices' state (newest first), proposals
+    awaiting the investigator (oldest first) and deaths (newest first), at the user's sites or one of them, and
+    the number of overdue notices (5 queries, each reading a page's worth of rows in the order of an index)."""
     ids = _site_ids(user, site_id)
     events = AdverseEvent.objects.filter(participant__site_id__in=ids).select_related("participant__site")
+    # The site's number leads the subject id (01-0001), so this is site order too.
     open_events = events.filter(status=AdverseEventStatus.REPORTED, end_date__isnull=True).order_by(
-        "participant__site__number", "participant__subject_id", "number"
+        "participant__subject_id", "number"
     )
-    serious = _with_notice_counts(
-        events.filter(status=AdverseEventStatus.REPORTED, expedited_at__isnull=False)
-    ).order_by("-expedited_at", "-pk")
+    reported = events.filter(status=AdverseEventStatus.REPORTED, expedited_at__isnull=False)
+    serious = _with_notice_counts(reported).order_by("-expedited_at", "-pk")
     proposals = (
         events.filter(status=AdverseEventStatus.PROPOSED)
         .select_related("lab_visit__definition", "participant__protocol")
@@ -287,12 +300,26 @@ def safety_dashboard(user: object, *, site_id: int | None = None, now: datetime.
         .select_related("participant__site", "adverse_event")
         .order_by("-death_date", "-pk")
     )
+    parts = {"open": open_events, "serious": serious, "proposals": proposals, "deaths": deaths}
+    first = {name: list(queryset[: DASHBOARD_ROWS + 1]) for name, queryset in parts.items()}
     return SafetyDashboard(
-        open_events=list(open_events),
-        serious=[SeriousRow(e, notice_state(e.expedited_at, e.notices, e.unsent, now)) for e in serious],
-        proposals=list(proposals),
-        deaths=list(deaths),
+        open_events=first["open"][:DASHBOARD_ROWS],
+        serious=[
+            SeriousRow(e, notice_state(e.expedited_at, e.notices, e.unsent, now))
+            for e in first["serious"][:DASHBOARD_ROWS]
+        ],
+        proposals=first["proposals"][:DASHBOARD_ROWS],
+        deaths=first["deaths"][:DASHBOARD_ROWS],
+        overdue=_overdue(reported, now),
+        more=frozenset(name for name, rows in first.items() if len(rows) > DASHBOARD_ROWS),
     )
+
+
+def _overdue(reported: QuerySet[AdverseEvent], now: datetime.datetime) -> int:
+    """Serious events with a notice still unsent OVERDUE_AFTER after they met the expedited criteria (one count,
+    driven by the few unsent notices)."""
+    unsent = SaeNotification.objects.filter(adverse_event=OuterRef("pk"), sent_at__isnull=True)
+    return reported.filter(Exists(unsent), expedited_at__lte=now - OVERDUE_AFTER).count()
 
 
 # --- The sponsor's listing across sites ----------------------------------------------------------------------------
@@ -375,14 +402,25 @@ def _label(choices: type[TextChoices], value: str) -> str:
     return str(choices(value).label) if value in choices.values else value
 
 
-def safety_listing(site_ids: list[int], *, site_id: int | None = None, now: datetime.datetime) -> list[ListingRow]:
-    """Every reported event at the given sites (from listing_site_ids), or at one of them (1 query)."""
+def listing_events(site_ids: list[int], *, site_id: int | None = None) -> QuerySet:
+    """Every reported event at the given sites (from listing_site_ids), or at one of them, as rows of
+    LISTING_FIELDS in subject order (the site's number leads the subject id, so site order too); a page of
+    them is one query whatever the number of events."""
     if site_id is not None:
         site_ids = [pk for pk in site_ids if pk == site_id]
     events = _with_notice_counts(
         AdverseEvent.objects.filter(participant__site_id__in=site_ids, status=AdverseEventStatus.REPORTED)
-    ).order_by("participant__site__number", "participant__subject_id", "number")
-    return [_listing_row(row, now) for row in events.values(*LISTING_FIELDS)]
+    ).order_by("participant__subject_id", "number")
+    return events.values(*LISTING_FIELDS)
+
+
+def listing_rows(rows: Iterable[dict], *, now: datetime.datetime) -> list[ListingRow]:
+    return [_listing_row(row, now) for row in rows]
+
+
+def safety_listing(site_ids: list[int], *, site_id: int | None = None, now: datetime.datetime) -> list[ListingRow]:
+    """Every reported event at the given sites, or at one of them (1 query): the CSV listing."""
+    return listing_rows(listing_events(site_ids, site_id=site_id), now=now)
 
 
 def _listing_row(row: dict, now: datetime.datetime) -> ListingRow:

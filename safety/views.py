@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -35,6 +36,7 @@ from trial.models import Participant, ParticipantStatus
 
 # The participants whose adverse events are recorded: from enrolment on, through death or completion.
 ON_STUDY = (ParticipantStatus.ENROLLED, ParticipantStatus.DIED, ParticipantStatus.COMPLETED)
+LISTING_PAGE_SIZE = 100
 
 
 def _status(form: object) -> int:
@@ -369,6 +371,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "board": selectors.safety_dashboard(request.user, site_id=filter_form.site_id(), now=now),
         "may_list": bool(selectors.listing_site_ids(request.user)),
         "overdue_after_hours": int(selectors.OVERDUE_AFTER.total_seconds() // 3600),
+        "dashboard_rows": selectors.DASHBOARD_ROWS,
     }
     return render(request, "safety/dashboard.html", context)
 
@@ -386,10 +389,12 @@ def listing(request: HttpRequest) -> HttpResponse:
     """Every reported adverse event across the user's sites, coded: no free text that could identify anyone."""
     sites = _listing_sites(request)
     filter_form = SiteFilterForm(request.GET, sites=sites)
-    rows = selectors.safety_listing([site.pk for site in sites], site_id=filter_form.site_id(), now=timezone.now())
+    events = selectors.listing_events([site.pk for site in sites], site_id=filter_form.site_id())
+    page = Paginator(events, LISTING_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "filter_form": filter_form,
-        "rows": rows,
+        "page": page,
+        "rows": selectors.listing_rows(page.object_list, now=timezone.now()),
         "may_export": bool(selectors.listing_site_ids(request.user, Action.EXPORT)),
     }
     return render(request, "safety/listing.html", context)

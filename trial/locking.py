@@ -8,7 +8,12 @@ never goes back up:
     2. the visit           `lock_visit`: read with its participant locked, in one statement (steps 1 and 2)
     3. the form instances  `lock_forms`
     4. other records       `lock_records`: a query, an adverse event, a data lock, an SAE notice...
+    4b. the summary rows   `capture.summaries.participant_changed`: the participant's summary, then their site's
+                           (one row each, written by the one statement; once per write, just before the audit)
     5. the audit chain     taken by `trial.audit.audit_write` (a transaction-level advisory lock): always last
+
+The site's summary row is shared by every writer of the site, so it is taken as late as possible: after
+everything of the participant, and it is held only until the commit, as the audit chain is.
 
 Because step 1 comes first, two writes of one participant run one after the other, and no write waits for a
 participant while holding a lower step. So the rows below the participant need no lock of their own to be safe;

@@ -10,7 +10,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from capture import review
+from capture import review, summaries
 from capture.checks import EMPTY, ParseError, Typed, parse, parse_missing, reference_flag
 from capture.definitions import FormSpec
 from capture.errors import LockedError, StaleVersionError
@@ -230,6 +230,8 @@ def _save(
     voided = _void_casebook_signatures(row, now) if changed and not is_new else []
     _write_values(save, changed + reflagged, now)
     opened, closed = _sync_queries(save, now)
+    if opened or closed:
+        summaries.participant_changed(row.participant)
     audit_write(
         user=user,
         participant=row.participant,

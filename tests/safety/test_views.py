@@ -13,7 +13,9 @@ from django.utils import timezone
 from capture.models import FormInstance
 from capture.review import lock_set
 from safety import services
-from safety.models import AdverseEvent, AdverseEventStatus, DeathReport, Notification
+from safety.models import AdverseEvent, AdverseEventStatus, DeathReport, Notification, SaeNotification
+from safety.notify import OVERDUE_AFTER
+from safety.selectors import DASHBOARD_ROWS
 from safety.survival import survival_of
 from tests.factories import PASSWORD, enrolled, screened
 from tests.roles import ROLES, SEES
@@ -510,12 +512,29 @@ def test_dashboard_and_listing_run_a_constant_number_of_queries(
     _many_events(coordinator1, participant, count)
     client = as_user(sponsor)
     client.get(reverse("safety:dashboard"))  # the session is read once, before counting
-    # the user, memberships, sites, then open events, serious events, proposals and deaths
-    with django_assert_num_queries(7):
-        assert client.get(reverse("safety:dashboard")).status_code == 200
-    # the user, memberships, sites, then the listing itself
-    with django_assert_num_queries(4):
-        assert client.get(reverse("safety:listing")).status_code == 200
+    # the user, memberships, sites, then the first open events, serious events, proposals and deaths, and the
+    # number of overdue notices
+    with django_assert_num_queries(8):
+        dashboard = client.get(reverse("safety:dashboard"))
+    assert len(dashboard.context["board"].serious) == min(DASHBOARD_ROWS, len(range(0, count, 3)))
+    # the user, memberships, sites, then the count and a page of the listing
+    with django_assert_num_queries(5):
+        listing = client.get(reverse("safety:listing"))
+    assert listing.context["page"].paginator.count == count
+
+
+def test_dashboard_shows_the_first_rows_of_each_part_and_counts_every_overdue_notice(
+    as_user, coordinator1, investigator1, monitor, participant
+):
+    _many_events(coordinator1, participant, 3 * DASHBOARD_ROWS + 3)  # 26 serious ones, 52 more open ones
+    AdverseEvent.objects.filter(expedited_at__isnull=False).update(expedited_at=timezone.now() - OVERDUE_AFTER * 2)
+    SaeNotification.objects.update(sent_at=None)  # every notice still unsent a day later
+    board = as_user(monitor).get(reverse("safety:dashboard")).context["board"]
+    assert len(board.serious) == len(board.open_events) == DASHBOARD_ROWS
+    assert {"serious", "open"} <= board.more and "proposals" not in board.more
+    assert board.overdue == 26  # every overdue event, not only the 25 shown
+    page = as_user(monitor).get(reverse("safety:dashboard")).content.decode()
+    assert 'data-count="serious">25+' in page and 'data-more="serious"' in page
 
 
 # --- Notifications --------------------------------------------------------------------------------------------
