@@ -40,7 +40,7 @@ DEMO_PASSWORD = "demo-password"  # settings.DEMO_PASSWORD, which seed_demo gives
 # Run by `manage.py shell` in the stack's environment, as the app role: the demo once, then enrolled participants
 # up to PER_SITE per site (through the services, as users would), then the plan the simulated users follow.
 SEED = """
-import datetime, json, random
+import json, random
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
@@ -58,10 +58,8 @@ for site in Site.objects.order_by("number"):
     coordinator = get_user_model().objects.get(username=f"coordinator{{site.number}}")
     enrolled_here = Participant.objects.filter(site=site, status=ParticipantStatus.ENROLLED)
     for _ in range(enrolled_here.count(), PER_SITE):
-        born = today.replace(year=today.year - rng.randint(30, 60)) - datetime.timedelta(days=rng.randint(0, 300))
         initials = "".join(rng.choice("ZWLCYHGSXMJ") for _ in range(2))
-        enrolled(coordinator, site, arm=rng.choice(["MSC", "CONV"]), days_ago=rng.randint(95, 400),
-                 initials=initials, date_of_birth=born)
+        enrolled(coordinator, site, arm=rng.choice(["MSC", "CONV"]), days_ago=rng.randint(95, 400), initials=initials)
     participants = []
     for participant in enrolled_here.order_by("pk").prefetch_related("visits__definition"):
         visits = [

@@ -42,6 +42,11 @@ PROJECT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = PROJECT / "docker-compose.yml"
 PROCESSES = ("web", "worker", "beat")
 T = TypeVar("T")
+COLLECTSTATIC_AS_THE_IMAGE = (
+    "import whitenoise.compress; whitenoise.compress.brotli_installed = False; "
+    "from django.core.management import execute_from_command_line; "
+    "execute_from_command_line(['manage.py', 'collectstatic', '--noinput'])"
+)
 
 
 class StackError(RuntimeError):
@@ -108,6 +113,14 @@ def compose_command(service: dict, variables: dict[str, str]) -> list[str]:
         last = argv[2].split("&&")[-1].strip()
         argv = shlex.split(last.removeprefix("exec "))
     return [compose_interpolate(part, variables) for part in argv]
+
+
+def compose_steps(service: dict, variables: dict[str, str]) -> list[list[str]]:
+    """A one-shot service's command as the argvs it runs in turn (`sh -c "a && b"`: a, then b)."""
+    command = service["command"]
+    argv = shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
+    scripts = argv[2].split("&&") if argv[:2] == ["sh", "-c"] else [shlex.join(argv)]
+    return [[compose_interpolate(part, variables) for part in shlex.split(script)] for script in scripts]
 
 
 def with_option(argv: list[str], option: str, value: str) -> list[str]:
@@ -231,6 +244,9 @@ class ProductionStack:
                 "PYTHONUNBUFFERED": "1",
                 "DJANGO_SETTINGS_MODULE": "config.settings",
                 "DATABASE_URL": self.database_url("app"),
+                # setup_database_roles's names for the two roles (this stack's own, beside other databases' roles)
+                "DB_OWNER_ROLE": self.owner_role,
+                "DB_APP_ROLE": self.app_role,
                 "REDIS_URL": self.redis_url,
                 "MEDIA_ROOT": str(self.media_root),
                 "STATIC_ROOT": str(self.workdir / "static"),
@@ -281,40 +297,53 @@ class ProductionStack:
             if created:
                 self._drop(connection)
                 connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
-        roles = ["--owner", self.owner_role, "--app", self.app_role]
-        self.manage("setup_database_roles", "--create", *roles, as_="superuser")
-        self.manage("migrate", "--noinput", as_="owner")
-        self.manage("load_protocol", as_="owner")
-        self.manage("setup_database_roles", "--grant", *roles, as_="owner")
-        self.manage("collectstatic", "--noinput", as_="app")
+        self.one_shot("roles", as_="superuser")
+        self.one_shot("migrate", as_="owner")
+        # The image collects the static files at build time (Dockerfile); here into the stack's own folder. The
+        # image has no brotli (a dependency of the dev extras' locust only), so whitenoise writes only .gz files.
+        self.run(["python", "-c", COLLECTSTATIC_AS_THE_IMAGE], as_="app")
         return created
 
     def destroy(self) -> None:
         with contextlib.suppress(psycopg.OperationalError), self._admin() as connection:
             self._drop(connection)
 
+    def one_shot(self, service: str, as_: str) -> None:
+        """A one-shot service of the compose file (`roles`, `migrate`): each step of its command, in order."""
+        for argv in compose_steps(compose_services()[service], self.compose_variables()):
+            self.run(argv, as_=as_, service=service)
+
     def manage(self, *args: str, as_: str = "app", broker: bool = True, timeout: float = 600) -> str:
         """`python manage.py *args` in the migrate service's environment, as the given database role.
 
         `broker=False`: without REDIS_URL, so the command's tasks run on its own thread (seed_demo drains them).
         """
-        variables = self.compose_variables()
-        environment = self.environment("migrate", variables)
+        return self.run(["python", "manage.py", *args], as_=as_, broker=broker, timeout=timeout)
+
+    def run(
+        self, argv: list[str], *, as_: str, service: str = "migrate", broker: bool = True, timeout: float = 600
+    ) -> str:
+        """Run a command to its end in a service's environment, connected as `as_`; its output, or StackError."""
+        environment = self.environment(service, self.compose_variables())
         environment["DATABASE_URL"] = self.database_url(as_)
-        if as_ == "superuser":
-            environment["DB_OWNER_PASSWORD"], environment["DB_APP_PASSWORD"] = self.owner_password, self.app_password
         if not broker:
             environment.pop("REDIS_URL")
-        command = [sys.executable, "manage.py", *args]
         started = time.monotonic()
         done = subprocess.run(
-            command, cwd=PROJECT, env=environment, capture_output=True, text=True, timeout=timeout, check=False
+            python_program(argv),
+            cwd=PROJECT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         took = time.monotonic() - started
+        shown = " ".join(argv)[:200]
         with open(self.log_path("manage"), "a") as log:
-            log.write(f"$ manage.py {' '.join(args)} (as {as_}, {took:.1f} s)\n{done.stdout}{done.stderr}\n")
+            log.write(f"$ {shown} ({service}, as {as_}, {took:.1f} s)\n{done.stdout}{done.stderr}\n")
         if done.returncode:
-            raise StackError(f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+            raise StackError(f"{shown} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return done.stdout
 
     # -- the processes

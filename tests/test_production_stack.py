@@ -199,9 +199,10 @@ def test_lab_grading_and_a_report_go_through_the_worker_of_the_deployed_stack(st
                 )
 
             wait_for(proposal_shown, "the worker's grading to propose hypoalbuminemia", DEADLINE_SECONDS)
-            proposal = page.locator("#proposal-table tr", has_text="Hypoalbuminemia")
-            expect(proposal).to_contain_text("25")
-            expect(proposal).to_contain_text("2")  # CTCAE v5.0 grade 2: <30 - 20 g/L
+            cells = page.locator("#proposal-table tr", has_text="Hypoalbuminemia").locator("td")
+            expect(cells.nth(3)).to_have_text("M3")
+            expect(cells.nth(4)).to_have_text("ALB = 25")
+            expect(cells.nth(6)).to_have_text("2")  # CTCAE v5.0 grade 2: <30 - 20 g/L
             page.goto(f"{stack.base_url}/safety/participants/{participant_id}/adverse-events/")
             expect(page.locator("body")).to_contain_text("Hypoalbuminemia")
         assert task_lines(stack, LAB_GRADE, "succeeded"), "the grading did not run on the worker"
