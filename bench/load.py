@@ -9,11 +9,11 @@ Celery worker; beat) on a benchmark database of its own (`--database`, default e
 must create databases and roles), kept between runs (`--fresh` rebuilds it): the demo plus enrolled participants
 up to `--per-site` per site. The Redis database of REDIS_URL is emptied first: give it one of its own.
 
-For each number of users, locust (bench/load_users.py) ramps the users up over `--ramp` seconds, then measures
-for `--duration` seconds and prints: requests per second; outcomes by kind (5xx, connection errors and other
-unexpected statuses are errors; 409 stale versions and 423 locks are expected refusals, counted apart); p50, p95
-and p99 per endpoint; and p95(save) / p95(/healthz). Locust runs on this machine too: the machine's load average
-is printed beside the figures.
+For each number of users, locust (bench/load_users.py) starts the users over `--ramp` seconds; each logs in (page
+and token, a slow password hash each); once the last has, it measures for `--duration` seconds and prints:
+requests per second; outcomes by kind (5xx, connection errors and other unexpected statuses are errors; 409 stale
+versions and 423 locks are expected refusals, counted apart); p50, p95 and p99 per endpoint; and p95(save) /
+p95(/healthz). Locust runs on this machine too: the machine's load average is printed beside the figures.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ print("PLAN=" + json.dumps(plan))
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, nargs="+", default=[50, 200], help="simulated users, one run each")
-    parser.add_argument("--duration", type=int, default=180, help="seconds measured per run, after the ramp")
+    parser.add_argument("--duration", type=int, default=180, help="seconds measured per run, once all are logged in")
     parser.add_argument("--ramp", type=int, default=20, help="seconds over which the users start (and log in)")
     parser.add_argument("--wait", type=float, nargs=2, default=[1.0, 3.0], help="a user's pause between requests")
     parser.add_argument("--overlap", type=float, default=0.1, help="share of actions on another user's participant")
@@ -104,7 +104,7 @@ def load_average() -> str:
 
 def run_locust(stack: ProductionStack, plan: dict, users: int, args: argparse.Namespace, workdir: Path) -> dict:
     plan_path, results_path = workdir / f"plan-{users}.json", workdir / f"results-{users}.json"
-    plan_path.write_text(json.dumps({**plan, "users": users}))
+    plan_path.write_text(json.dumps({**plan, "users": users, "duration": args.duration}))
     command = [
         sys.executable,
         "-m",
@@ -118,9 +118,9 @@ def run_locust(stack: ProductionStack, plan: dict, users: int, args: argparse.Na
         str(users),
         "--spawn-rate",
         str(max(1.0, users / max(1, args.ramp))),
+        # A cap only: the users stop themselves `duration` seconds after the last of them logged in.
         "--run-time",
-        f"{args.ramp + args.duration}s",
-        "--reset-stats",
+        f"{args.ramp + args.duration + 900}s",
         "--only-summary",
         "--stop-timeout",
         "10",
@@ -184,6 +184,10 @@ def main() -> None:
         sys.exit(f"{redis_url} is claimed by a test session: give the benchmark a Redis database of its own.")
     broker.flushdb()  # leftovers of an earlier run would reach the new worker
     workdir = Path(tempfile.mkdtemp(prefix="edc-load-"))
+    # The audit key, anchors and media live as long as the kept database (var/ is not in git); a database kept
+    # without them cannot be verified again: rebuilt.
+    state_dir = PROJECT / "var" / "bench" / args.database
+    fresh = args.fresh or not (state_dir / "audit-hmac-key").exists()
     stack = ProductionStack(
         admin_url=admin_url,
         database=args.database,
@@ -191,6 +195,7 @@ def main() -> None:
         workdir=workdir,
         web_workers=args.web_workers,
         worker_concurrency=args.worker_concurrency,
+        state_dir=state_dir,
     )
     plan: dict = {}
 
@@ -204,7 +209,7 @@ def main() -> None:
 
     print(f"stack in {workdir} (logs in {workdir / 'logs'}), database {args.database}; load {load_average()}")
     started = time.monotonic()
-    with stack.running(seed=seed, fresh=args.fresh, keep_database=not args.drop):
+    with stack.running(seed=seed, fresh=fresh, keep_database=not args.drop):
         print(f"stack healthy {time.monotonic() - started:.0f} s after the start: {stack.health()}")
         for users in args.users:
             report(run_locust(stack, plan, users, args, workdir), stack, args)

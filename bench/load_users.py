@@ -8,8 +8,9 @@ participants of its own (the site's enrolled participants dealt out among the si
 `overlap` probability, on any participant of its site, so that saves meet on one form and some are refused as stale.
 
 Outcomes are counted by kind: 5xx, connection errors, other unexpected statuses (failures in locust), and 409
-(stale version) and 423 (locked data) as expected refusals (successes in locust, counted apart). The plan comes
-from the JSON file EDC_LOAD_PLAN; at the end the figures go to the JSON file EDC_LOAD_RESULTS.
+(stale version) and 423 (locked data) as expected refusals (successes in locust, counted apart). Measuring starts
+once every user has logged in and lasts the plan's `duration`. The plan comes from the JSON file EDC_LOAD_PLAN; at
+the end the figures go to the JSON file EDC_LOAD_RESULTS.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import re
 from collections import Counter
 from decimal import Decimal
 
+import gevent
 from locust import HttpUser, between, events, task
 from locust.stats import calculate_response_time_percentile
 
@@ -90,6 +92,7 @@ class Coordinator(HttpUser):
         self.own = own or [self.site_participants[rank % len(self.site_participants)]]
         self.log_in()
         self.token_obtain()
+        user_ready()
 
     def log_in(self) -> None:
         page = self.client.get("/accounts/login/", name="login page")
@@ -192,10 +195,26 @@ class Coordinator(HttpUser):
         self.get("/healthz", "/healthz")
 
 
-@events.spawning_complete.add_listener
-def _measure_from_here(user_count: int, **kwargs: object) -> None:
-    # Locust resets its statistics now (--reset-stats): the logins of the ramp are left out of both.
+ENVIRONMENT: list = []  # locust's Environment, once it exists
+_logged_in = itertools.count(1)
+
+
+@events.init.add_listener
+def _keep_environment(environment: object, **kwargs: object) -> None:
+    ENVIRONMENT.append(environment)
+
+
+def user_ready() -> None:
+    """Once every user has logged in, measure from zero for PLAN["duration"] seconds, then stop.
+
+    The logins (a deliberately slow password hash each, twice per user) would otherwise crowd the first seconds.
+    """
+    if next(_logged_in) != PLAN["users"]:
+        return
+    environment = ENVIRONMENT[0]
+    environment.stats.reset_all()
     OUTCOMES.clear()
+    gevent.spawn_later(PLAN["duration"], environment.runner.quit)
 
 
 @events.quitting.add_listener

@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -173,6 +174,7 @@ class ProductionStack:
     owner_password: str = field(default_factory=lambda: secrets.token_hex(16))
     app_password: str = field(default_factory=lambda: secrets.token_hex(16))
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    state_dir: Path | None = None  # where the key, anchors and media of a kept database live; None: in workdir
     seeded: dict[str, str] = field(default_factory=dict)  # what the seed step reports (ids, names), for the caller
 
     # -- names and places
@@ -190,8 +192,13 @@ class ProductionStack:
         return f"{self.database}_app"
 
     @property
+    def state(self) -> Path:
+        """What lives as long as the database: the audit key, the anchor log, the media (reports' files)."""
+        return self.state_dir or self.workdir
+
+    @property
     def media_root(self) -> Path:
-        return self.workdir / "media"
+        return self.state / "media"
 
     @property
     def mail_folder(self) -> Path:
@@ -250,8 +257,8 @@ class ProductionStack:
                 "REDIS_URL": self.redis_url,
                 "MEDIA_ROOT": str(self.media_root),
                 "STATIC_ROOT": str(self.workdir / "static"),
-                "AUDIT_HMAC_KEY_FILE": str(self.workdir / "audit-hmac-key"),
-                "AUDIT_ANCHOR_DIR": str(self.workdir / "audit-anchors"),
+                "AUDIT_HMAC_KEY_FILE": str(self.state / "audit-hmac-key"),
+                "AUDIT_ANCHOR_DIR": str(self.state / "audit-anchors"),
                 "EMAIL_FILE_PATH": str(self.mail_folder),
                 **self.extra_environment,
             }
@@ -285,18 +292,22 @@ class ProductionStack:
         `fresh=False` keeps a database that exists (a benchmark's data set), migrated and granted again; returns
         whether the database was created anew.
         """
-        for folder in ("logs", "media", "mail", "audit-anchors", "prometheus", "static"):
-            (self.workdir / folder).mkdir(parents=True, exist_ok=True)
-        key = self.workdir / "audit-hmac-key"
-        if not key.exists():
-            key.write_text(f"stack:{secrets.token_hex(32)}\n")
-            key.chmod(0o600)
         with self._admin() as connection:
             exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.database]).fetchone()
             created = fresh or not exists
             if created:
                 self._drop(connection)
                 connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+        if created and self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)  # an older database's key, anchors and files
+        for folder in ("logs", "mail", "prometheus", "static"):
+            (self.workdir / folder).mkdir(parents=True, exist_ok=True)
+        for folder in ("media", "audit-anchors"):
+            (self.state / folder).mkdir(parents=True, exist_ok=True)
+        key = self.state / "audit-hmac-key"
+        if not key.exists():  # one key for the database's life: records written under another would not verify
+            key.write_text(f"stack:{secrets.token_hex(32)}\n")
+            key.chmod(0o600)
         self.one_shot("roles", as_="superuser")
         self.one_shot("migrate", as_="owner")
         # The image collects the static files at build time (Dockerfile); here into the stack's own folder. The
@@ -307,6 +318,8 @@ class ProductionStack:
     def destroy(self) -> None:
         with contextlib.suppress(psycopg.OperationalError), self._admin() as connection:
             self._drop(connection)
+        if self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def one_shot(self, service: str, as_: str) -> None:
         """A one-shot service of the compose file (`roles`, `migrate`): each step of its command, in order."""
@@ -343,7 +356,7 @@ class ProductionStack:
         with open(self.log_path("manage"), "a") as log:
             log.write(f"$ {shown} ({service}, as {as_}, {took:.1f} s)\n{done.stdout}{done.stderr}\n")
         if done.returncode:
-            raise StackError(f"{shown} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+            raise StackError(f"{shown} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
         return done.stdout
 
     # -- the processes
