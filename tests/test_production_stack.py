@@ -171,6 +171,8 @@ def assert_healthy(stack: ProductionStack) -> None:
     assert health["status"] == 200, health
     assert (health["database"], health["broker"]) == ("ok", "ok"), health
     assert health["workers"] >= 1, health
+    # Beat's verification of the audit chain (run when beat starts, then hourly) found every record intact.
+    assert health["audit"]["intact"] is not False, health
 
 
 def test_lab_grading_and_a_report_go_through_the_worker_of_the_deployed_stack(stack, browser):
@@ -222,6 +224,11 @@ def test_lab_grading_and_a_report_go_through_the_worker_of_the_deployed_stack(st
 
         # Beat sends the audit anchoring on its schedule, and the worker runs it.
         wait_for(lambda: task_lines(stack, AUDIT_ANCHOR, "succeeded"), "beat's anchoring to run", DEADLINE_SECONDS)
+        # And its verification of the whole chain (due when beat starts): every record, the worker's too, intact.
+        verified = wait_for(
+            lambda: stack.health().get("audit", {}).get("last_verified"), "beat's audit verification", DEADLINE_SECONDS
+        )
+        assert verified and stack.health()["audit"]["intact"] is True
         assert_healthy(stack)
         assert "Traceback" not in stack.log("web") + stack.log("worker"), "a process logged an exception"
 
