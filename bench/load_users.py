@@ -163,7 +163,7 @@ class Coordinator(HttpUser):
         page = self.get(path, "form GET (page)")
         csrf, version = CSRF.search(page.text or ""), VERSION.search(page.text or "")
         if not (page.status_code == 200 and csrf and version):
-            OUTCOMES["page without an entry form (locked)"] += 1
+            OUTCOMES["form page without an entry form, locked (expected)"] += 1
             return
         data = {
             "csrfmiddlewaretoken": csrf.group(1),
