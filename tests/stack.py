@@ -8,7 +8,7 @@ service (interpolated as Compose does, `${NAME:-default}`), and the `command` of
 (media, anchors, static files, Prometheus), the database and Redis URLs, and plain http on localhost
 (SECURE_SSL_REDIRECT, SECURE_COOKIES and SECURE_HSTS_SECONDS off, as README says for a test over http).
 
-Standard library, psycopg, redis and PyYAML only, and no Django: both tests/test_production_stack.py (under pytest)
+Standard library, psycopg, redis and PyYAML only, and no Django: both tests/browser/test_production_stack.py (pytest)
 and bench/load.py (a script) use it. Every process runs in its own process group and from an environment built
 from scratch (no PYTEST_VERSION, so the settings are production's); `stop()` ends every group.
 """

@@ -6,7 +6,8 @@ the least-privilege roles (superuser creates, owner migrates and grants, web, wo
 role), collectstatic into a folder of its own (whitenoise serves it), then gunicorn with DEBUG off, a Celery worker
 and Celery beat, each from an environment built from scratch (so nothing is eager and nothing knows it is tested).
 Only plain http on localhost differs from the compose file's defaults (SECURE_SSL_REDIRECT, SECURE_COOKIES,
-SECURE_HSTS_SECONDS off), as README documents for a test over http.
+SECURE_HSTS_SECONDS off), as README documents for a test over http. Chromium is the session's (tests/browser/
+conftest.py): Playwright's synchronous API allows one instance per thread.
 
 A coordinator saves a liver panel with a low albumin in Chromium and sees the worker's grading appear on the safety
 dashboard; the sponsor asks for the trial summary, which the worker builds, and downloads the PDF; beat's
@@ -27,10 +28,9 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import CHROMIUM_ARGS
-from tests.conftest import CHROMIUM, missing
+from tests.conftest import missing
 from tests.safety.worker import broker_empty, claimed_redis_database, redis_url_or_missing
 from tests.stack import ProductionStack, wait_for
 
@@ -122,14 +122,6 @@ def logs_on_failure(stack: ProductionStack) -> Iterator[None]:
     except BaseException:
         print(stack.log_tail(150))
         raise
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @contextlib.contextmanager
