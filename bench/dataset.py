@@ -532,12 +532,14 @@ def form_lines(ctx: Context) -> Iterator[str]:
                 version = 1 + (form_id % 5 == 0)
                 yield (
                     f"{form_id}\tcomplete\t{version}\t{done}\t{done}\t{form.id}\t{coordinator}\t{v.id}\t"
-                    f"{'t' if p.locked else 'f'}\t{'t' if v.signed else 'f'}\n"
+                    f"{'t' if p.locked else 'f'}\t{'t' if v.signed else 'f'}\t0\t0\t0\n"
                 )
 
 
+# The SDV counters start at 0: `rebuild_summaries` counts them (and every summary) once the load is done.
 FORM_COLUMNS = (
-    "id, state, version, first_completed_at, updated_at, definition_id, updated_by_id, visit_id, locked, signed"
+    "id, state, version, first_completed_at, updated_at, definition_id, updated_by_id, visit_id, locked, signed, "
+    "sdv_entered, sdv_verified, sdv_changed"
 )
 
 
