@@ -183,9 +183,9 @@ def sdv_by_site(user: object) -> list[SdvRow]:
 
 
 def sdv_of_sites(site_ids: list[int]) -> list[SdvRow]:
-    """One row per given site, in site order (one query): the sponsor's overview of verification."""
+    """One row per given site, in site order (one query, of the site summaries): the sponsor's overview."""
     sites = Site.objects.filter(pk__in=site_ids)
-    return sdv_rows(sites.annotate(**_sdv_counts("participants__visits__item_values")).order_by("number"))
+    return sdv_rows(sites.annotate(**_sdv_counts()).order_by("number"))
 
 
 def sdv_participants(user: object, *, site_number: int | None = None) -> QuerySet[Participant]:

@@ -9,11 +9,11 @@ import datetime
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from capture.models import FormInstance, FormState, ItemValue, Query, QueryState, Signature
+from capture.models import FormInstance, FormState, Query, QueryState, Signature
 from trial import access
 from trial.access import Action
 from trial.models import Participant, ParticipantStatus, Site, Visit, VisitProgress
@@ -28,17 +28,6 @@ def _forms(site_ids: list[int]) -> QuerySet[FormInstance]:
     )
 
 
-def _entered_values() -> QuerySet[ItemValue]:
-    """The form's values a person entered (a value, or the reason it is missing); computed items are never verified."""
-    return ItemValue.objects.filter(
-        visit_id=OuterRef("visit_id"), item__form_id=OuterRef("definition_id"), item__derived=""
-    ).exclude(number__isnull=True, text="", date__isnull=True, missing_reason="")
-
-
-def _unverified() -> Q:
-    return Q(verified_at__isnull=True) | Q(changed_since_verification=True)
-
-
 def _open_queries_on_form() -> QuerySet[Query]:
     return Query.objects.filter(visit_id=OuterRef("visit_id"), form_id=OuterRef("definition_id")).exclude(
         state=QueryState.CLOSED
@@ -51,23 +40,23 @@ def forms_incomplete(site_ids: list[int], *, now: datetime.datetime, state: str 
 
 
 def forms_awaiting_sdv(site_ids: list[int], *, now: datetime.datetime, state: str = "") -> QuerySet[FormInstance]:
-    """Complete forms with an entered value not yet verified against the source (or changed since), oldest first."""
-    unverified = _entered_values().filter(_unverified())
+    """Complete forms with an entered value not yet verified against the source (or changed since: a change clears
+    the verification), oldest first. The form's SDV counters (capture/summaries.py, kept in the save's and the
+    verification's transaction) decide, through the `form_awaiting_sdv` partial index."""
     return (
         _forms(site_ids)
-        .filter(state=FormState.COMPLETE, first_completed_at__isnull=False)
-        .filter(Exists(unverified))
+        .filter(state=FormState.COMPLETE, first_completed_at__isnull=False, sdv_verified__lt=F("sdv_entered"))
         .order_by("first_completed_at", "pk")
     )
 
 
 def forms_ready_to_lock(site_ids: list[int], *, now: datetime.datetime, state: str = "") -> QuerySet[FormInstance]:
     """Complete, every entered value verified, signed, no open or answered query, and not locked: oldest first."""
-    unverified = _entered_values().filter(_unverified())
     return (
         _forms(site_ids)
         .filter(state=FormState.COMPLETE, signed=True, locked=False, first_completed_at__isnull=False)
-        .filter(~Exists(unverified), ~Exists(_open_queries_on_form()))
+        .filter(sdv_verified__gte=F("sdv_entered"))
+        .filter(~Exists(_open_queries_on_form()))
         .order_by("first_completed_at", "pk")
     )
 

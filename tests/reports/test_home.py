@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from capture.models import FormInstance, Query, QueryState
+from capture.review import items_verify
 from reports import home
 from tests.factories import make_user
 from tests.reports.home_data import Work, work_at
@@ -227,7 +228,8 @@ def test_sdv_forms_list_is_oldest_first_and_links_to_the_form_page(as_user, moni
 
 def test_a_verified_form_leaves_the_sdv_list(as_user, monitor, work):
     form = work[1].sdv_forms[0]
-    form.visit.item_values.update(verified_at=timezone.now())
+    assert form.pk in listed(as_user(monitor), reverse("inbox:sdv_forms"))
+    items_verify(user=monitor, visit_id=form.visit_id, form_code=form.definition.code)
     assert form.pk not in listed(as_user(monitor), reverse("inbox:sdv_forms"))
 
 
