@@ -132,6 +132,7 @@ class ItemDefinition(models.Model):
     label = models.CharField(max_length=200)
     label_zh = models.CharField(max_length=200, blank=True)
     group = models.CharField(max_length=100, blank=True, help_text="Heading the item stands under, as on the report.")
+    group_zh = models.CharField(max_length=100, blank=True)
     order = models.PositiveSmallIntegerField()
     data_type = models.CharField(max_length=16, choices=DataType.choices)
     unit = models.CharField(max_length=32, blank=True)

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy
 
 from capture.forms import in_language
 from capture.models import Flag, FormState, MissingReason
+from capture.query_text import query_text
 from capture.selectors import CurrentValue
 from trial.models import DataType, ItemDefinition
 
@@ -99,3 +100,12 @@ def shown_value(current: CurrentValue) -> str:
             if choice[0] == value.text:
                 return in_language(choice[1], choice[2] if len(choice) > 2 else "")
     return current.display
+
+
+@register.filter
+def query_message(query: object, text: str | None = None) -> str:
+    """A query's message in the reader's language (an automatic one is rendered from its check); `text`, when
+    given, is the thread's latest message, shown as written unless it is the query's own."""
+    if text is not None and text != query.message:
+        return text
+    return query_text(query)

@@ -1,0 +1,54 @@
+"""CTCAE terms in the reader's language: the Chinese names kept beside the grading rules in `ctcae_v5.yaml`.
+
+The stored term stays the English CTCAE v5.0 term (the sponsor's listings, MedDRA coding and the exports read it);
+a page in Chinese shows its Chinese name. A term the file does not name (an investigator's verbatim term) is
+shown as it was written.
+"""
+
+import re
+from functools import cache
+
+import yaml
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from safety.grading import RULES_FILE
+
+
+@cache
+def terms_zh() -> dict[str, str]:
+    """{English CTCAE term: Chinese name}, read once per process."""
+    data = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8")) or {}
+    return {str(term).casefold(): str(name) for term, name in (data.get("terms_zh") or {}).items()}
+
+
+def term_in_language(term: str) -> str:
+    """The term's Chinese name when the page is in Chinese and one is known, else the term as stored."""
+    if term and (get_language() or "").startswith("zh"):
+        return terms_zh().get(term.strip().casefold(), term)
+    return term
+
+
+# The one-line SAE notice safety.notify stores, in English.
+_NOTICE = re.compile(
+    r"^SAE (?P<subject>\S+) (?P<label>\S+) (?P<report>initial report|final report \(follow-up (?P<final>\d+)\)|"
+    r"follow-up (?P<sequence>\d+)) \(site (?P<site>\d+)\): (?P<term>.*), grade (?P<grade>\d+), onset (?P<onset>\S+)$"
+)
+
+
+def notice_in_language(text: str) -> str:
+    """A stored SAE notice in the reader's language (rendered from its parts); any other text as stored."""
+    match = _NOTICE.match(text or "")
+    if match is None or not (get_language() or "").startswith("zh"):
+        return text
+    if match["final"]:
+        report = _("final report (follow-up %(sequence)s)") % {"sequence": match["final"]}
+    elif match["sequence"]:
+        report = _("follow-up %(sequence)s") % {"sequence": match["sequence"]}
+    else:
+        report = _("initial report")
+    return _("SAE %(subject)s %(label)s %(report)s (site %(site)s): %(term)s, grade %(grade)s, onset %(onset)s") % {
+        **match.groupdict(),
+        "report": report,
+        "term": term_in_language(match["term"]),
+    }
