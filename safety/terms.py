@@ -13,6 +13,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from safety.grading import RULES_FILE
+from trial.system_text import system_text
 
 
 @cache
@@ -52,3 +53,30 @@ def notice_in_language(text: str) -> str:
         "report": report,
         "term": term_in_language(match["term"]),
     }
+
+
+_PROPOSED = re.compile(r"^(?P<term>.+) CTCAE grade (?P<grade>\d)$")
+_GRADED = re.compile(r"^CTCAE v5\.0 lab grading of (?P<visit>\S+) (?P<item>\S+) = (?P<value>\S+)$")
+_FOLLOW_UP = re.compile(r"^Follow-up (?P<number>\d+)$")
+_FINAL = re.compile(r"^Final report \(follow-up (?P<number>\d+)\)$")
+
+
+def history_text_in_language(text: str) -> str:
+    """A value or reason the system wrote (in English) into an event's history, in the page's language: the lab
+    grading's proposal, the SAE report versions, the system's reasons. What a person wrote is shown as written."""
+    if not text or not (get_language() or "").startswith("zh"):
+        return text
+    if text == "Initial report":
+        return _("Initial report")
+    for pattern, message in (
+        (_FOLLOW_UP, _("Follow-up %(number)s")),
+        (_FINAL, _("Final report (follow-up %(number)s)")),
+        (_GRADED, _("CTCAE v5.0 lab grading of %(visit)s %(item)s = %(value)s")),
+    ):
+        match = pattern.match(text)
+        if match:
+            return message % match.groupdict()
+    match = _PROPOSED.match(text)
+    if match:
+        return _("%(term)s, CTCAE grade %(grade)s") % {"term": term_in_language(match["term"]), "grade": match["grade"]}
+    return system_text(text)

@@ -2,7 +2,8 @@
 
 from django import template
 
-from safety.terms import notice_in_language, term_in_language
+from safety.models import SeriousCriterion
+from safety.terms import history_text_in_language, notice_in_language, term_in_language
 
 register = template.Library()
 
@@ -17,3 +18,15 @@ def ae_term(term: str) -> str:
 def notice_text(text: str) -> str:
     """An in-app SAE notice (stored in English) in the reader's language; any other notice as stored."""
     return notice_in_language(text)
+
+
+@register.filter
+def serious_criteria_labels(codes: list[str]) -> str:
+    """The serious criteria an event meets, by their labels in the page's language."""
+    return ", ".join(str(SeriousCriterion(code).label) if code in SeriousCriterion.values else code for code in codes)
+
+
+@register.filter
+def history_text(text: str) -> str:
+    """A value or reason of an event's history that the system wrote, in the page's language."""
+    return history_text_in_language(text or "")
