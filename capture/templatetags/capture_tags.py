@@ -25,6 +25,7 @@ _AUDIT_ACTIONS = {
     "create": gettext_lazy("Entered"),
     "update": gettext_lazy("Changed"),
     "state": gettext_lazy("Form state"),
+    "verify": gettext_lazy("Source data verified"),
 }
 
 
