@@ -26,7 +26,7 @@ from trial.models import AuditRecord, DataType, Protocol, Site
 from trial.system_text import SYSTEM_REASONS
 
 SHOWN_ATTRIBUTES = {"title", "aria-label", "placeholder", "alt"}
-WORD = re.compile(r"[A-Za-z][A-Za-z0-9_./-]*")
+WORD = re.compile(r"[A-Za-z][A-Za-z0-9_./@-]*")
 # Codes and identifiers: all capitals or capitals with digits (ALB, M0, IL1B, SCR-01-0001, CTCAE), units and
 # their fractions (mg/dL, g/L, umol/L), anything with a digit, e-mail and web addresses, file names, identifiers
 # with an underscore (child_pugh_class, not_recovered), and a name called as a function in a formula (meld(...)).

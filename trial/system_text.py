@@ -21,3 +21,11 @@ SYSTEM_REASONS = frozenset(
 def system_text(text: str) -> str:
     """A system-written reason in the active language; any other text as stored."""
     return gettext(text) if text in SYSTEM_REASONS else text
+
+
+SYSTEM_USERNAME = "system"  # the name trial/audit.py writes for work no person did (lab grading, notices)
+
+
+def system_user_label(username: str) -> str:
+    """An audit record's user name as shown: the system by name in the active language, a person as logged in."""
+    return gettext("System") if username in ("", SYSTEM_USERNAME) else username

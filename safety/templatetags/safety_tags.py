@@ -4,6 +4,7 @@ from django import template
 
 from safety.models import SeriousCriterion
 from safety.terms import history_text_in_language, notice_in_language, term_in_language
+from trial.system_text import system_user_label
 
 register = template.Library()
 
@@ -30,3 +31,9 @@ def serious_criteria_labels(codes: list[str]) -> str:
 def history_text(text: str) -> str:
     """A value or reason of an event's history that the system wrote, in the page's language."""
     return history_text_in_language(text or "")
+
+
+@register.filter
+def audit_who(username: str) -> str:
+    """Who wrote a history line: the user's log-in name, or the system in the page's language."""
+    return system_user_label(username or "")
