@@ -206,7 +206,9 @@ def _parse_entry(item: ItemDefinition, raw: object, missing_reason: str | None) 
     value = parse(item, raw)
     if missing_reason:
         if value.has_value:
-            raise ParseError(_("%(item)s: give a value or the reason it is missing, not both.") % {"item": item.label})
+            raise ParseError(
+                _("%(item)s: give a value or the reason it is missing, not both.") % {"item": item.shown_label}
+            )
         return parse_missing(item, missing_reason)
     return value
 
@@ -292,7 +294,7 @@ def _apply_checks(pending: _Pending) -> None:
         texts.setdefault(form_code, {})[item_code] = value.text
         if Flag.WINDOW in flags:
             message = _("%(item)s %(date)s is outside the visit window %(start)s to %(end)s.") % {
-                "item": item.label,
+                "item": item.shown_label,
                 "date": value.date,
                 "start": pending.visit.window_start,
                 "end": pending.visit.window_end,
@@ -331,7 +333,7 @@ def _next_state(instance: FormInstance, pending: _Pending, complete: bool, chang
     if complete and incomplete:
         for item in incomplete:
             errors[item.code] = [
-                _("%(item)s is required: enter a value or the reason it is missing.") % {"item": item.label}
+                _("%(item)s is required: enter a value or the reason it is missing.") % {"item": item.shown_label}
             ]
     if errors:
         raise InvalidInput(errors=errors)

@@ -17,10 +17,21 @@ from trial.system_text import system_text
 
 
 @cache
+def _rules_file() -> dict:
+    return yaml.safe_load(RULES_FILE.read_text(encoding="utf-8")) or {}
+
+
+@cache
 def terms_zh() -> dict[str, str]:
     """{English CTCAE term: Chinese name}, read once per process."""
-    data = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8")) or {}
-    return {str(term).casefold(): str(name) for term, name in (data.get("terms_zh") or {}).items()}
+    return {str(term).casefold(): str(name) for term, name in (_rules_file().get("terms_zh") or {}).items()}
+
+
+@cache
+def flag_messages_zh() -> dict[str, str]:
+    """{a flag's English message: its Chinese}, from the flags' `message_zh`."""
+    flags = _rules_file().get("flags") or []
+    return {flag["message"]: flag["message_zh"] for flag in flags if flag.get("message") and flag.get("message_zh")}
 
 
 def term_in_language(term: str) -> str:
@@ -56,7 +67,7 @@ def notice_in_language(text: str) -> str:
 
 
 _PROPOSED = re.compile(r"^(?P<term>.+) CTCAE grade (?P<grade>\d)$")
-_GRADED = re.compile(r"^CTCAE v5\.0 lab grading of (?P<visit>\S+) (?P<item>\S+) = (?P<value>\S+)$")
+_GRADED = re.compile(r"^CTCAE v5\.0 lab grading of (?P<visit>\S+) (?P<item>\S+) = (?P<value>.+)$")
 _FOLLOW_UP = re.compile(r"^Follow-up (?P<number>\d+)$")
 _FINAL = re.compile(r"^Final report \(follow-up (?P<number>\d+)\)$")
 
@@ -79,4 +90,6 @@ def history_text_in_language(text: str) -> str:
     match = _PROPOSED.match(text)
     if match:
         return _("%(term)s, CTCAE grade %(grade)s") % {"term": term_in_language(match["term"]), "grade": match["grade"]}
+    for message, message_zh in flag_messages_zh().items():
+        text = text.replace(message, message_zh)  # a flag's message inside the criterion met
     return system_text(text)

@@ -6,16 +6,12 @@ of three letters or more is English interface text unless it is a code, a unit, 
 the allow-list below. The allow-list holds no English words: a page that shows one is fixed by translating it.
 """
 
-import gettext as gettext_module
 import re
 from collections import Counter, deque
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
-import pytest
-from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.test import Client
 
 from capture.models import ItemValue, Lock, LogValue, Query, QueryEvent, QueryOrigin
@@ -200,15 +196,6 @@ def test_english_words_are_found_and_codes_are_not():
     assert sorted(english_words(html)) == ["Close", "Participant", "Save", "Search", "Spironolactone", "form", "the"]
     # What a person typed is data, not interface text.
     assert english_words(html, frozenset({"Spironolactone"})).count("Spironolactone") == 0
-
-
-@pytest.fixture
-def zh_catalog(settings):
-    """The Chinese catalog compiled, and Django's translation caches reset so it is read afresh."""
-    call_command("compile_translations", verbosity=0)
-    # Python's gettext keeps each catalog file it read; a catalog compiled afresh must be read afresh.
-    gettext_module._translations.clear()
-    settings.LOCALE_PATHS = list(django_settings.LOCALE_PATHS)  # the setting_changed signal clears Django's caches
 
 
 def test_every_page_of_every_role_in_chinese_shows_no_english(zh_catalog, demo):

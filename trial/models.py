@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 
@@ -152,6 +153,11 @@ class ItemDefinition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.form.code}.{self.code}"
+
+    @property
+    def shown_label(self) -> str:
+        """The label in the active language: the protocol file's Chinese on a page in Chinese, when it gives one."""
+        return self.label_zh if self.label_zh and (get_language() or "").startswith("zh") else self.label
 
 
 class CriterionKind(models.TextChoices):
