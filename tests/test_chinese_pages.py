@@ -8,6 +8,7 @@ the allow-list below. The allow-list holds no English words: a page that shows o
 
 import importlib.util
 import re
+import zoneinfo
 from collections import Counter, deque
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -32,8 +33,9 @@ WORD = re.compile(r"[A-Za-z][A-Za-z0-9_./@-]*")
 CODE = re.compile(
     r"^([A-Z0-9][A-Z0-9_./+-]*|[a-zA-Z]{0,5}/[a-zA-Z0-9]+|.*[0-9].*|.*@.*|.*\.(pdf|csv|xml|zip|example)|\w*_\w*)$"
 )
-# A time zone by its IANA name (Asia/Shanghai, America/Argentina/Buenos_Aires), as the zone menu offers them.
+# A time zone by its IANA name (Asia/Shanghai, America/Argentina/Buenos_Aires, Hongkong), as the zone menu offers.
 TIME_ZONE = re.compile(r"^[A-Z][A-Za-z_-]+(/[A-Za-z_+-]+)+$")
+TIME_ZONES = frozenset(zoneinfo.available_timezones())
 CALL = re.compile(r"\(")
 # An attribute whose whole value is one lower-case identifier is a code shown for reference (title="outcome").
 IDENTIFIER = re.compile(r"^[a-z][a-z_]*$")
@@ -70,6 +72,9 @@ ALLOWED = {
     "Excel",
     "zip",
     "Bootstrap",
+    "Celery",
+    "Crontab",
+    "crontab",
     "htmx",
     "OpenAPI",
     "API",
@@ -154,7 +159,9 @@ def english_words(html: str, entered: frozenset[str] = frozenset()) -> list[str]
         for match in WORD.finditer(chunk):
             word = match.group().rstrip("./-")
             letters = sum(char.isalpha() for char in word)
-            if letters < 3 or word in ALLOWED or word in entered or CODE.match(word) or TIME_ZONE.match(word):
+            if letters < 3 or word in ALLOWED or word in entered or word in TIME_ZONES:
+                continue
+            if CODE.match(word) or TIME_ZONE.match(word):
                 continue
             if CALL.match(chunk, match.end()):
                 continue
@@ -201,7 +208,8 @@ def test_english_words_are_found_and_codes_are_not():
         "<td>ALB 29.5 g/L</td><td>SCR-01-0001</td><td>M0</td><td>mg/dL</td><td>IL1B</td><p>受试者 Participant</p>"
         '<input placeholder="Search"><span aria-label="Close">x</span><td title="outcome">转归</td>'
         "<p>计算公式：meld(LIVER.BILI, INR)</p><pre>participant,visit,item</pre><p>child_pugh_class umol/L</p>"
-        "<p>Spironolactone 40 mg</p><option>Africa/Addis_Ababa</option><option>America/Argentina/Buenos_Aires</option>"
+        "<p>Spironolactone 40 mg</p><option>Africa/Addis_Ababa</option><option>Hongkong</option>"
+        "<option>America/Argentina/Buenos_Aires</option>"
     )
     assert sorted(english_words(html)) == ["Close", "Participant", "Save", "Search", "Spironolactone", "form", "the"]
     # What a person typed is data, not interface text.
