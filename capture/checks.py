@@ -55,7 +55,7 @@ def parse(item: ItemDefinition, raw: object) -> Typed:
     # Before normalising: NFKC would keep a NUL and could not fold a lone surrogate into anything valid.
     problem = text_problem(raw_text, multiline=item.data_type == DataType.TEXT)
     if problem:
-        raise ParseError(f"{item.label}: {problem}")
+        raise ParseError(f"{item.shown_label}: {problem}")
     text = unicodedata.normalize("NFKC", raw_text).strip()
     if text == "":
         return EMPTY
@@ -67,11 +67,11 @@ def _parse_number(item: ItemDefinition, text: str) -> Typed:
     if not _NUMBER.match(text):
         raise ParseError(
             _("%(item)s: enter a number such as 48 or 48.5, not %(text)s.")
-            % {"item": item.label, "text": repr(text)[:40]}
+            % {"item": item.shown_label, "text": repr(text)[:40]}
         )
     number = Decimal(text)
     if item.data_type == DataType.INTEGER and number != number.to_integral_value():
-        raise ParseError(_("%(item)s: enter a whole number.") % {"item": item.label})
+        raise ParseError(_("%(item)s: enter a whole number.") % {"item": item.shown_label})
     message = hard_range_error(item, number)
     if message:
         raise ParseError(message)
@@ -82,18 +82,20 @@ def _parse_date(item: ItemDefinition, text: str) -> Typed:
     try:
         date = datetime.date.fromisoformat(text)
     except ValueError:
-        raise ParseError(_("%(item)s: enter a date as YYYY-MM-DD.") % {"item": item.label}) from None
+        raise ParseError(_("%(item)s: enter a date as YYYY-MM-DD.") % {"item": item.shown_label}) from None
     # Every date a CRF of this protocol asks for is the date of something that already happened.
     problem = date_problem(date)
     if problem:
-        raise ParseError(f"{item.label}: {problem}")
+        raise ParseError(f"{item.shown_label}: {problem}")
     return Typed(date=date)
 
 
 def _parse_choice(item: ItemDefinition, text: str) -> Typed:
     codes = [choice[0] for choice in item.choices]
     if text not in codes:
-        raise ParseError(_("%(item)s: choose one of %(codes)s.") % {"item": item.label, "codes": ", ".join(codes)})
+        raise ParseError(
+            _("%(item)s: choose one of %(codes)s.") % {"item": item.shown_label, "codes": ", ".join(codes)}
+        )
     return Typed(text=text)
 
 
@@ -103,12 +105,12 @@ def _parse_boolean(item: ItemDefinition, text: str) -> Typed:
         return Typed(text="true")
     if lowered in _FALSE:
         return Typed(text="false")
-    raise ParseError(_("%(item)s: answer yes or no.") % {"item": item.label})
+    raise ParseError(_("%(item)s: answer yes or no.") % {"item": item.shown_label})
 
 
 def _parse_text(item: ItemDefinition, text: str) -> Typed:
     if len(text) > MAX_TEXT:
-        raise ParseError(_("%(item)s: at most %(max)d characters.") % {"item": item.label, "max": MAX_TEXT})
+        raise ParseError(_("%(item)s: at most %(max)d characters.") % {"item": item.shown_label, "max": MAX_TEXT})
     return Typed(text=text)
 
 
@@ -126,7 +128,7 @@ def parse_missing(item: ItemDefinition, reason: str) -> Typed:
     if reason not in MissingReason.values:
         raise ParseError(
             _("%(item)s: the reason a value is missing is one of %(reasons)s.")
-            % {"item": item.label, "reasons": ", ".join(MissingReason.values)}
+            % {"item": item.shown_label, "reasons": ", ".join(MissingReason.values)}
         )
     return Typed(missing_reason=reason)
 

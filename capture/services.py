@@ -207,7 +207,9 @@ def _parse_entry(item: ItemDefinition, raw: object, missing_reason: str | None) 
     value = parse(item, raw)
     if missing_reason:
         if value.has_value:
-            raise ParseError(_("%(item)s: give a value or the reason it is missing, not both.") % {"item": item.label})
+            raise ParseError(
+                _("%(item)s: give a value or the reason it is missing, not both.") % {"item": item.shown_label}
+            )
         return parse_missing(item, missing_reason)
     return value
 
@@ -324,7 +326,7 @@ def _next_state(instance: FormInstance, pending: _Pending, complete: bool, chang
     if complete and incomplete:
         for item in incomplete:
             errors[item.code] = [
-                _("%(item)s is required: enter a value or the reason it is missing.") % {"item": item.label}
+                _("%(item)s is required: enter a value or the reason it is missing.") % {"item": item.shown_label}
             ]
     if errors:
         raise InvalidInput(errors=errors)
@@ -506,7 +508,7 @@ def _window_query(pending: _Pending, stored: StoredValues, now: datetime.datetim
     form_code, item_code = outside[0]
     item = protocol_forms(visit.participant.protocol)[form_code].by_code[item_code]
     message = _("%(item)s %(date)s is outside the visit window %(start)s to %(end)s.") % {
-        "item": item.label,
+        "item": item.shown_label,
         "date": pending.values[(form_code, item_code)].date,
         "start": visit.window_start,
         "end": visit.window_end,

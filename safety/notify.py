@@ -15,10 +15,12 @@ from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from capture.definitions import protocol_definition
 from safety.models import AdverseEvent, Notification, SaeNotification, SaeReport, SaeReportKind, SeriousCriterion
 from safety.sae import snapshot
+from safety.terms import term_in_language
 from trial.audit import AuditEntry, audit_write
 from trial.background import enqueue_after_commit
 from trial.locking import atomic_with_retry, lock_participant_of, lock_records
@@ -140,59 +142,91 @@ def sae_notification_send(*, notification_id: int) -> bool:
     return True
 
 
+# Languages of a notice. No user of this EDC has a language preference stored, so a notice follows its
+# recipient's place: the site staff (investigators and monitors of a Chinese hospital) read it in Simplified
+# Chinese, followed by the English, which keeps it readable for the sponsor and the regulators it is forwarded to;
+# the sponsor's safety desk (the safety contact) reads English. In-app notices are shown in the reader's language.
+STAFF_LANGUAGES = ("zh-hans", "en")
+CONTACT_LANGUAGES = ("en",)
+
+
+def notice_languages(notification: SaeNotification) -> tuple[str, ...]:
+    """The languages of one recipient's notice, first the one they read."""
+    return STAFF_LANGUAGES if notification.role in (Role.INVESTIGATOR, Role.MONITOR) else CONTACT_LANGUAGES
+
+
 def _report_name(report: SaeReport | None) -> str:
-    """The report version in English, as the notices name it."""
+    """The report version in the active language, as the notices name it."""
     if report is None or report.kind == SaeReportKind.INITIAL:
-        return "initial report"
+        return str(_("initial report"))
     if report.kind == SaeReportKind.FINAL:
-        return f"final report (follow-up {report.sequence})"
-    return f"follow-up {report.sequence}"
+        return str(_("final report (follow-up %(sequence)s)") % {"sequence": report.sequence})
+    return str(_("follow-up %(sequence)s") % {"sequence": report.sequence})
 
 
 def _summary(event: AdverseEvent, report: SaeReport | None = None) -> str:
+    """The one-line notice, stored in English (the in-app list renders it in the reader's language)."""
     participant = event.participant
-    return (
-        f"SAE {participant.subject_id} {event.label} {_report_name(report)} (site {participant.site.number}): "
-        f"{event.term}, "
-        f"grade {event.grade}, onset {event.onset_date.isoformat()}"
-    )[:300]
+    with translation.override("en"):
+        return (
+            f"SAE {participant.subject_id} {event.label} {_report_name(report)} (site {participant.site.number}): "
+            f"{event.term}, "
+            f"grade {event.grade}, onset {event.onset_date.isoformat()}"
+        )[:300]
 
 
 def _email(notification: SaeNotification, event: AdverseEvent) -> None:
-    # In English whatever the worker's language: a regulatory notice, read by the sponsor's safety desk too.
-    with translation.override("en"):
-        _send_email(notification, event)
-
-
-def _send_email(notification: SaeNotification, event: AdverseEvent) -> None:
-    url = settings.SITE_URL.rstrip("/") + reverse("safety:adverse_event", args=[event.pk])
-    criteria = ", ".join(str(SeriousCriterion(code).label) for code in event.serious_criteria) or "-"
-    report = notification.report
-    body = "\n".join(
-        [
-            "A serious adverse event was reported in NCT01573923 (UC-MSC for liver cirrhosis).",
-            f"This notice is the {_report_name(report)} of the event.",
-            "",
-            f"Participant: {event.participant.subject_id} at site {event.participant.site.number}",
-            f"Event: {event.label} {event.term}",
-            f"Onset: {event.onset_date.isoformat()}; grade {event.grade} (protocol scale 0-4)",
-            f"Serious: {'yes' if event.serious else 'no'}; criteria: {criteria}",
-            f"Outcome: {event.get_outcome_display()}",
-            f"Relationship to study treatment: {event.get_relationship_display()}",
-            f"Reported to the EDC: {event.expedited_at:%Y-%m-%d %H:%M} UTC",
-            "",
-            f"Review it: {url}",
-            "",
-            "Expedited reporting: acknowledge within 24 hours.",
-        ]
-    )
+    languages = notice_languages(notification)
+    bodies, names = [], []
+    for language in languages:
+        with translation.override(language):
+            bodies.append(_email_body(notification, event))
+            names.append(_report_name(notification.report))
+    subject_names = " / ".join(dict.fromkeys(reversed(names)))  # the English name first, as the desk files it
     message = EmailMessage(
-        subject=f"[SAE] NCT01573923 {event.participant.subject_id} {event.label} {_report_name(report)}",
-        body=body,
+        subject=f"[SAE] NCT01573923 {event.participant.subject_id} {event.label} {subject_names}",
+        body="\n\n----------\n\n".join(bodies),
         to=[notification.email],
         headers={"X-EDC-Notification": str(notification.pk)},
     )
     message.send(fail_silently=False)
+
+
+def _email_body(notification: SaeNotification, event: AdverseEvent) -> str:
+    url = settings.SITE_URL.rstrip("/") + reverse("safety:adverse_event", args=[event.pk])
+    criteria = ", ".join(str(SeriousCriterion(code).label) for code in event.serious_criteria) or "-"
+    participant = event.participant
+    values = {
+        "report": _report_name(notification.report),
+        "subject": participant.subject_id,
+        "site": participant.site.number,
+        "event": f"{event.label} {term_in_language(event.term)}",
+        "onset": event.onset_date.isoformat(),
+        "grade": event.grade,
+        "serious": _("yes") if event.serious else _("no"),
+        "criteria": criteria,
+        "outcome": event.get_outcome_display(),
+        "relationship": event.get_relationship_display(),
+        "reported": f"{event.expedited_at:%Y-%m-%d %H:%M}",
+        "url": url,
+    }
+    lines = [
+        _("A serious adverse event was reported in NCT01573923 (UC-MSC for liver cirrhosis)."),
+        _("This notice is the %(report)s of the event."),
+        "",
+        _("Participant: %(subject)s at site %(site)s"),
+        _("Event: %(event)s"),
+        _("Onset: %(onset)s; grade %(grade)s (protocol scale 0-4)"),
+        _("Serious: %(serious)s; criteria: %(criteria)s"),
+        _("Outcome: %(outcome)s"),
+        _("Relationship to study treatment: %(relationship)s"),
+        _("Reported to the EDC: %(reported)s UTC"),
+        "",
+        _("Review it: %(url)s"),
+        "",
+        _("Expedited reporting: acknowledge within 24 hours."),
+    ]
+    return "\n".join(str(line) % values if line else "" for line in lines)
 
 
 def notifications_unsent(older_than: datetime.timedelta) -> list[int]:

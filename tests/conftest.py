@@ -140,3 +140,16 @@ def as_user(client: object) -> object:
 @pytest.fixture
 def is_postgres(db: None) -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def zh_catalog(settings: object) -> None:
+    """The Chinese catalog compiled afresh (the .mo is not in git) and read afresh by Python and Django."""
+    import gettext
+
+    from django.conf import settings as django_settings
+    from django.core.management import call_command
+
+    call_command("compile_translations", verbosity=0)
+    gettext._translations.clear()  # Python keeps each catalog file it read
+    settings.LOCALE_PATHS = list(django_settings.LOCALE_PATHS)  # the setting_changed signal clears Django's caches

@@ -37,13 +37,19 @@ class DemoUser:
     last_name: str
 
 
+# The staff of Chinese hospitals, named as their colleagues write them: the whole name, surname first, in
+# first_name (Django's get_full_name puts first_name before last_name, which would turn a Chinese name around).
+COORDINATOR_NAMES = ("王芳", "张静", "刘洋", "陈晨", "杨丽", "赵敏")
 DEMO_USERS = (
-    *(DemoUser(f"coordinator{n}", Role.COORDINATOR, (n,), "Coordinator", f"Site {n}") for n in range(1, 7)),
-    DemoUser("investigator1", Role.INVESTIGATOR, (1,), "Hanwei", "Li"),
-    DemoUser("investigator2", Role.INVESTIGATOR, (2,), "Xun", "Li"),
-    DemoUser("monitor", Role.MONITOR, (1, 2, 3), "Monitor", "Sites 1-3"),
-    DemoUser("datamanager", Role.DATA_MANAGER, (1, 2, 3, 4, 5, 6), "Data", "Manager"),
-    DemoUser("sponsor", Role.SPONSOR, (1, 2, 3, 4, 5, 6), "Sponsor", "Alliancells"),
+    *(
+        DemoUser(f"coordinator{n}", Role.COORDINATOR, (n,), name, "")
+        for n, name in enumerate(COORDINATOR_NAMES, start=1)
+    ),
+    DemoUser("investigator1", Role.INVESTIGATOR, (1,), "李汉伟", ""),
+    DemoUser("investigator2", Role.INVESTIGATOR, (2,), "李迅", ""),
+    DemoUser("monitor", Role.MONITOR, (1, 2, 3), "周杰", ""),
+    DemoUser("datamanager", Role.DATA_MANAGER, (1, 2, 3, 4, 5, 6), "吴磊", ""),
+    DemoUser("sponsor", Role.SPONSOR, (1, 2, 3, 4, 5, 6), "孙婷", ""),
 )
 
 # (site number, enrolled, eligible awaiting enrolment, screen failures)

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 
@@ -132,6 +133,7 @@ class ItemDefinition(models.Model):
     label = models.CharField(max_length=200)
     label_zh = models.CharField(max_length=200, blank=True)
     group = models.CharField(max_length=100, blank=True, help_text="Heading the item stands under, as on the report.")
+    group_zh = models.CharField(max_length=100, blank=True)
     order = models.PositiveSmallIntegerField()
     data_type = models.CharField(max_length=16, choices=DataType.choices)
     unit = models.CharField(max_length=32, blank=True)
@@ -151,6 +153,11 @@ class ItemDefinition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.form.code}.{self.code}"
+
+    @property
+    def shown_label(self) -> str:
+        """The label in the active language: the protocol file's Chinese on a page in Chinese, when it gives one."""
+        return self.label_zh if self.label_zh and (get_language() or "").startswith("zh") else self.label
 
 
 class CriterionKind(models.TextChoices):

@@ -110,13 +110,16 @@ def create_rows(protocol: Protocol) -> None:
         )
         for order, criterion in enumerate(definition["eligibility"]["criteria"])
     )
+    groups_zh = definition.get("group_names_zh") or {}
     for order, form in enumerate(definition["forms"]):
-        _create_form(protocol, order, form)
+        _create_form(protocol, order, form, groups_zh)
     for order, form in enumerate(definition.get("log_forms") or [], start=len(definition["forms"])):
-        _create_form(protocol, order, form, repeating=True)
+        _create_form(protocol, order, form, groups_zh, repeating=True)
 
 
-def _create_form(protocol: Protocol, order: int, form: dict, *, repeating: bool = False) -> None:
+def _create_form(
+    protocol: Protocol, order: int, form: dict, groups_zh: dict[str, str], *, repeating: bool = False
+) -> None:
     form_definition = FormDefinition.objects.create(
         protocol=protocol,
         code=form["code"],
@@ -129,11 +132,11 @@ def _create_form(protocol: Protocol, order: int, form: dict, *, repeating: bool 
         repeating=repeating,
     )
     ItemDefinition.objects.bulk_create(
-        _item(form_definition, item_order, item) for item_order, item in enumerate(form["items"])
+        _item(form_definition, item_order, item, groups_zh) for item_order, item in enumerate(form["items"])
     )
 
 
-def _item(form: FormDefinition, order: int, item: dict) -> ItemDefinition:
+def _item(form: FormDefinition, order: int, item: dict, groups_zh: dict[str, str]) -> ItemDefinition:
     hard = item.get("hard") or [None, None]
     reference = item.get("reference") or [None, None]
     return ItemDefinition(
@@ -143,6 +146,7 @@ def _item(form: FormDefinition, order: int, item: dict) -> ItemDefinition:
         label=item["label"],
         label_zh=item.get("label_zh", ""),
         group=item.get("group", ""),
+        group_zh=item.get("group_zh") or groups_zh.get(item.get("group", ""), ""),
         data_type=item["type"],
         unit=item.get("unit", ""),
         decimals=item.get("decimals"),

@@ -6,6 +6,7 @@ from functools import cache
 from django.urls import reverse
 
 from capture import records
+from capture.forms import in_language
 from capture.logs.selectors import log_row_or_404
 from capture.logs.services import RECORD_TYPE
 from capture.models import LogRow
@@ -37,10 +38,19 @@ def participant_for(user: object, row_id: int, action: Action) -> Participant:
 
 
 @cache
-def fields() -> dict[str, str]:
-    """{item code: label} of every log form's items, read from the protocol file once (no database read)."""
+def _items() -> dict[str, tuple[str, str]]:
+    """{item code: (label, label_zh)} of every log form's items, read from the protocol file once (no database read)."""
     definition, _sha = protocol_file.read(protocol_file.DEFAULT_PATH)
-    return {item["code"]: item["label"] for form in definition.get("log_forms") or [] for item in form["items"]}
+    return {
+        item["code"]: (item["label"], item.get("label_zh", ""))
+        for form in definition.get("log_forms") or []
+        for item in form["items"]
+    }
+
+
+def fields() -> dict[str, str]:
+    """{item code: label} of every log form's items, in the page's language."""
+    return {code: in_language(label, label_zh) for code, (label, label_zh) in _items().items()}
 
 
 def register() -> None:

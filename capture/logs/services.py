@@ -255,7 +255,7 @@ def _parse_entries(
             if missing.get(code):
                 if value.has_value:
                     raise ParseError(
-                        _("%(item)s: give a value or the reason it is missing, not both.") % {"item": item.label}
+                        _("%(item)s: give a value or the reason it is missing, not both.") % {"item": item.shown_label}
                     )
                 value = parse_missing(item, missing[code])
             entered[code] = value
@@ -268,7 +268,7 @@ def _require_complete(spec: FormSpec, after: dict[str, Typed], errors: dict[str,
     """Refuse the save, keyed by item code, if an entry could not be read or a required item is empty."""
     for item in spec.entered:
         if item.required and after[item.code].is_empty and item.code not in errors:
-            message = _("%(item)s is required: enter a value or the reason it is missing.") % {"item": item.label}
+            message = _("%(item)s is required: enter a value or the reason it is missing.") % {"item": item.shown_label}
             errors[item.code] = [message]
     if errors:
         raise InvalidInput(errors=errors)

@@ -7,6 +7,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from capture.models import Flag, FormState, MissingReason
+from capture.query_text import query_text
 from capture.selectors import CurrentValue
 from trial import display
 from trial.models import DataType, ItemDefinition
@@ -24,6 +25,7 @@ _AUDIT_ACTIONS = {
     "create": gettext_lazy("Entered"),
     "update": gettext_lazy("Changed"),
     "state": gettext_lazy("Form state"),
+    "verify": gettext_lazy("Source data verified"),
 }
 
 
@@ -100,3 +102,12 @@ def shown_value(current: CurrentValue) -> str:
     if value.number is not None:
         return display.item_number(value.number, item, unit=False)  # the page writes the unit beside it
     return current.display
+
+
+@register.filter
+def query_message(query: object, text: str | None = None) -> str:
+    """A query's message in the reader's language (an automatic one is rendered from its check); `text`, when
+    given, is the thread's latest message, shown as written unless it is the query's own."""
+    if text is not None and text != query.message:
+        return text
+    return query_text(query)

@@ -8,6 +8,7 @@ from django.utils.translation import get_language
 from trial import access
 from trial.access import Action
 from trial.models import Role, VisitState
+from trial.system_text import system_text, system_user_label
 
 register = template.Library()
 
@@ -48,3 +49,15 @@ def user_roles(context: template.Context) -> str:
 @register.filter
 def state_on(visit: object, day: datetime.date) -> str:
     return visit.state_on(day)
+
+
+@register.filter(name="system_text")
+def system_text_filter(text: str) -> str:
+    """A reason the system wrote (in English) in the page's language; what a person wrote, as written."""
+    return system_text(text or "")
+
+
+@register.filter
+def audit_who(username: str) -> str:
+    """Who wrote an audit record: the user's log-in name, or the system (the name audit records give it)."""
+    return system_user_label(username or "")

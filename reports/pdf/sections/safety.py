@@ -9,6 +9,7 @@ from reports import statistics as stats
 from reports.pdf.context import ReportContext
 from reports.pdf.layout import heading, note, percent, table
 from safety.models import Outcome, Relationship, SeriousCriterion
+from safety.terms import term_in_language
 
 GRADES = (0, 1, 2, 3, 4)
 
@@ -107,7 +108,7 @@ def _serious(context: ReportContext, rows: list[stats.SaeRow]) -> Flowable:
             f"{row.site_number:02d}",
             row.arm_code,
             row.label,
-            row.term,
+            term_in_language(row.term),
             row.onset_date.isoformat(),
             row.grade,
             _label(Relationship, row.relationship),
@@ -129,7 +130,7 @@ def _gradings(context: ReportContext, table_: dict) -> Flowable:
     first = [_("CTCAE term"), _("Grade")] + [label for code in arms for label in (context.arm_label(code), "")]
     second = ["", ""] + [_("Values"), _("Participants")] * len(arms)
     rows = [
-        [term, grade] + [n for code in arms for n in by_grade.get((grade, code), (0, 0))]
+        [term_in_language(term), grade] + [n for code in arms for n in by_grade.get((grade, code), (0, 0))]
         for term, by_grade in sorted(table_.items())
         for grade in sorted({grade for grade, _arm in by_grade})
     ]
