@@ -6,14 +6,12 @@ of three letters or more is English interface text unless it is a code, a unit, 
 the allow-list below. The allow-list holds no English words: a page that shows one is fixed by translating it.
 """
 
-import importlib.util
 import re
 import zoneinfo
 from collections import Counter, deque
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
-import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -216,13 +214,6 @@ def test_english_words_are_found_and_codes_are_not():
     assert english_words(html, frozenset({"Spironolactone"})).count("Spironolactone") == 0
 
 
-# History values shown as their labels (not their codes) and the CTCAE criterion as a sentence come with the
-# readable-values work (trial/display.py, branch h/readable); until it is merged, the pages still show codes there.
-@pytest.mark.xfail(
-    importlib.util.find_spec("trial.display") is None,
-    reason="audit and event history values are shown as codes until trial/display.py is merged",
-    strict=True,
-)
 def test_every_page_of_every_role_in_chinese_shows_no_english(zh_catalog, demo):
     entered = frozenset(entered_words())
     problems = {}
