@@ -100,7 +100,7 @@ def test_data_manager_reaches_the_lock_of_a_ready_form_in_two_clicks(
         expect(page).to_have_url(f"{live_server.url}/visits/{form.visit_id}/forms/{form.definition.code}/")
         page.locator("#lock-form").click()  # click 2: its lock
         expect(page).to_have_url(f"{live_server.url}/review/visits/{form.visit_id}/forms/{form.definition.code}/lock/")
-        expect(page.locator("form button[type=submit]").first).to_be_visible()
+        expect(page.locator("main form button[type=submit]").first).to_be_visible()
         assert problems == []
 
 
