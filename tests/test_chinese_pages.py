@@ -224,4 +224,4 @@ def test_every_page_of_every_role_in_chinese_shows_no_english(zh_catalog, demo):
         found, pages[username] = crawl_english(client, entered)
         problems.update({f"{username} {url}": words for url, words in found.items()})
     assert all(count >= 15 for count in pages.values()), pages
-    assert problems == {}
+    assert problems == {}, "\n".join(f"{page}: {words}" for page, words in problems.items())
