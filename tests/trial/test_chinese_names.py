@@ -14,7 +14,7 @@ from trial.system_text import system_text, system_user_label
 
 pytestmark = pytest.mark.usefixtures("zh_catalog")
 
-fill = importlib.import_module("trial.migrations.0008_chinese_itemdefinition_group_zh").fill_group_zh
+fill = importlib.import_module("trial.migrations.0009_chinese_itemdefinition_group_zh").fill_group_zh
 
 
 def test_every_heading_of_the_protocol_has_its_chinese(protocol):
