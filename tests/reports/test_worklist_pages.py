@@ -34,9 +34,7 @@ def _count(client, url: str) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize(("name", "role"), PAGES)
-def test_list_page_runs_the_same_queries_at_10_and_500_participants(
-    request, as_user, site1, coordinator1, name, role
-):
+def test_list_page_runs_the_same_queries_at_10_and_500_participants(request, as_user, site1, coordinator1, name, role):
     client = as_user(request.getfixturevalue(role))
     url = reverse(name)
     work_at(site1, coordinator1, 10)
