@@ -171,6 +171,10 @@ def test_a_whole_lab_form_entered_with_the_keyboard_alone_then_save_and_go_to_th
     m3 = participant.visits.select_related("definition", "participant__protocol").get(definition__code="M3")
     following = next_form(m3, "LIVER")
     problems = watch(page)
+    checking: set[object] = set()  # the value checks sent and not yet answered
+    page.on("request", lambda request: "/check/" in request.url and checking.add(request))
+    page.on("requestfinished", lambda request: checking.discard(request))
+    page.on("requestfailed", lambda request: checking.discard(request))
     log_in(page, live_server.url, "coordinator1")
     page.goto(live_server.url + reverse("capture:form", args=[m3.pk, "LIVER"]))
     page.wait_for_load_state("networkidle")
@@ -193,6 +197,13 @@ def test_a_whole_lab_form_entered_with_the_keyboard_alone_then_save_and_go_to_th
     expect(page.locator("#flags-ALT")).to_contain_text("High")  # the one-value check ran for the value typed
     tab_to(page, "#save-next", limit=12)
     expect(page.locator("#save-next")).to_have_text(f"Save and go to {following.definition.name}")
+    # As a user who reads the flags before saving: every check sent has answered (on a slow machine the date's
+    # check, sent after its pause, could still be on its way, and leaving the page would abort it).
+    for _ in range(200):
+        if not checking:
+            break
+        page.wait_for_timeout(50)
+    assert not checking, [request.url for request in checking]
     page.keyboard.press("Enter")
 
     expect(page.get_by_role("heading", name=following.definition.name)).to_be_visible()

@@ -30,6 +30,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
+from tests.browser.menu import LAPTOP, open_menu
 from tests.conftest import missing
 from tests.safety.worker import broker_empty, claimed_redis_database, redis_url_or_missing
 from tests.stack import ProductionStack, wait_for
@@ -126,7 +127,7 @@ def logs_on_failure(stack: ProductionStack) -> Iterator[None]:
 
 @contextlib.contextmanager
 def signed_in(browser: Browser, stack: ProductionStack, username: str) -> Iterator[Page]:
-    context = browser.new_context(locale="en-GB", timezone_id="Asia/Shanghai", accept_downloads=True)
+    context = browser.new_context(locale="en-GB", timezone_id="Asia/Shanghai", accept_downloads=True, viewport=LAPTOP)
     context.set_default_timeout(30_000)
     page = context.new_page()
     try:
@@ -176,7 +177,7 @@ def test_lab_grading_and_a_report_go_through_the_worker_of_the_deployed_stack(st
         assert_healthy(stack)
 
         with signed_in(browser, stack, "coordinator1") as page:
-            page.get_by_role("link", name="Subject matrix").click()
+            open_menu(page, "Participants", "Subject matrix")
             row = page.locator("#matrix tbody tr", has_text=subject_id)
             row.locator('td[data-visit="M3"] a').click()
             page.locator("#visit-forms").get_by_role("link", name="Liver function").click()
@@ -198,14 +199,14 @@ def test_lab_grading_and_a_report_go_through_the_worker_of_the_deployed_stack(st
             wait_for(proposal_shown, "the worker's grading to propose hypoalbuminemia", DEADLINE_SECONDS)
             cells = page.locator("#proposal-table tr", has_text="Hypoalbuminemia").locator("td")
             expect(cells.nth(3)).to_have_text("M3")
-            expect(cells.nth(4)).to_have_text("ALB = 25")
+            expect(cells.nth(4)).to_have_text("ALB = 25.0 g/L")
             expect(cells.nth(6)).to_have_text("2")  # CTCAE v5.0 grade 2: <30 - 20 g/L
             page.goto(f"{stack.base_url}/safety/participants/{participant_id}/adverse-events/")
             expect(page.locator("body")).to_contain_text("Hypoalbuminemia")
         assert task_lines(stack, LAB_GRADE, "succeeded"), "the grading did not run on the worker"
 
         with signed_in(browser, stack, "sponsor") as page:
-            page.get_by_role("link", name="Reports", exact=True).click()
+            open_menu(page, "Reports", "Report runs")
             page.get_by_label("Trial summary").check()
             page.get_by_role("button", name="Generate report").click()
             expect(page.get_by_text("Trial summary was requested; it is being generated.")).to_be_visible()

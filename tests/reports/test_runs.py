@@ -472,7 +472,12 @@ def test_a_real_worker_on_redis_generates_the_report_end_to_end(sponsor, partici
                 f"report run {run.pk} to finish on the worker",
                 log=worker.log_tail,
             )
-            assert worker.task_lines("reports.tasks.report_generate_task", "succeeded"), worker.log_tail()
+            # The run is stored as done before the worker logs the task's end: wait for that line too.
+            wait_for(
+                lambda: worker.task_lines("reports.tasks.report_generate_task", "succeeded"),
+                "the worker to log the report task's success",
+                log=worker.log_tail,
+            )
     assert finished.state == RunState.DONE, finished.error
     assert finished.task_id and finished.attempts == 1 and finished.progress == 100
     content = (media / finished.file.name).read_bytes()
