@@ -59,13 +59,6 @@ def write_counts() -> tuple[int, int, int]:
     return Participant.objects.count(), AuditRecord.objects.count(), Visit.objects.count()
 
 
-@pytest.fixture
-def zh_catalog(settings):
-    """The Chinese catalog compiled, and Django's translation caches reset so it is read afresh."""
-    call_command("compile_translations", verbosity=0)
-    settings.LOCALE_PATHS = list(django_settings.LOCALE_PATHS)  # the setting_changed signal clears the caches
-
-
 # --- Every page, every role -------------------------------------------------------------------------------
 
 ROLES = ["coordinator1", "investigator1", "coordinator2", "monitor", "datamanager", "sponsor", "outsider"]
