@@ -17,7 +17,8 @@ the database's comment); `--rebuild` forces a new one:
 
     .venv/bin/python bench/dataset.py 100 10000 100000 [--rebuild]
 
-Databases: edc_bench_100, edc_bench_10k, edc_bench_100k on the server of DATABASE_URL (default 127.0.0.1:5432).
+Databases: edc_bench_100, edc_bench_10k, edc_bench_100k on the server of DATABASE_URL (default 127.0.0.1:5432);
+EDC_BENCH_PREFIX replaces `edc_bench` (a branch with other migrations keeps its own datasets).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def label_of(size: int) -> str:
 
 
 def db_name(size: int) -> str:
-    return f"edc_bench_{label_of(size)}"
+    return f"{os.environ.get('EDC_BENCH_PREFIX', 'edc_bench')}_{label_of(size)}"
 
 
 # --- Definitions read back from the migrated database ----------------------------------------------------------
