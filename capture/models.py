@@ -33,6 +33,9 @@ class FormInstance(models.Model):
     sdv_entered = models.PositiveIntegerField(default=0, help_text="Values a person entered (or gave a reason).")
     sdv_verified = models.PositiveIntegerField(default=0, help_text="Of those, verified against the source.")
     sdv_changed = models.PositiveIntegerField(default=0, help_text="Of those, changed since they were verified.")
+    # Queries on the form or its items that are not closed (open or answered), kept in step the same way, so the
+    # forms ready to lock are found through an index rather than by looking for queries form by form.
+    queries_unresolved = models.PositiveIntegerField(default=0, help_text="Open or answered queries on the form.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["visit", "definition"], name="form_visit_definition_unique")]
@@ -44,6 +47,20 @@ class FormInstance(models.Model):
                 fields=["visit"],
                 condition=models.Q(sdv_verified__lt=models.F("sdv_entered")),
                 name="form_awaiting_sdv",
+            ),
+            # The forms ready to lock (capture/worklists.py), oldest first: complete, signed, not locked, every
+            # entered value verified, no unresolved query.
+            models.Index(
+                fields=["first_completed_at", "id"],
+                condition=models.Q(
+                    state="complete",
+                    signed=True,
+                    locked=False,
+                    queries_unresolved=0,
+                    first_completed_at__isnull=False,
+                    sdv_verified__gte=models.F("sdv_entered"),
+                ),
+                name="form_ready_to_lock",
             ),
         ]
 

@@ -5,7 +5,7 @@ counts by state, the forms awaiting verification) read counters instead of count
 
 - `FormInstance.sdv_entered / sdv_verified / sdv_changed`: of the form's values a person entered (a value or the
   reason it is missing; derived items are computed, so never verified), how many a monitor verified, and how many
-  changed since they were verified;
+  changed since they were verified; `FormInstance.queries_unresolved`: its queries still open or answered;
 - `ParticipantSummary`: the same three for all the participant's visits, and their queries by state;
 - `SiteSummary`: the sums over the site's participants.
 
@@ -95,16 +95,33 @@ def _participant_counts_sql() -> str:
     )
 
 
-def _forms_sql() -> str:
-    """Recount the SDV counters of the forms of one visit; only rows whose counts moved are written."""
+def _forms_sql(with_values: bool) -> str:
+    """Recount the participant's forms' unresolved queries and (with `with_values`) the SDV counters of the forms of
+    the visit whose values changed; only rows whose counts moved are written."""
     t = _tables()
+    form = t["form"]
+    if with_values:
+        sdv_source = (
+            f"LEFT JOIN (SELECT i.form_id, {_SDV_COUNTS} FROM {t['value']} v JOIN {t['item']} i ON i.id = v.item_id "
+            f"WHERE v.visit_id = %(visit)s GROUP BY i.form_id) s ON fi.visit_id = %(visit)s "
+            f"AND s.form_id = fi.definition_id "
+        )
+        sdv_columns = "s.sdv_entered, s.sdv_verified, s.sdv_changed"
+    else:
+        sdv_source, sdv_columns = "", "NULL AS sdv_entered, NULL AS sdv_verified, NULL AS sdv_changed"
+    new = {name: f"COALESCE(c.{name}, {form}.{name})" for name in ("sdv_entered", "sdv_verified", "sdv_changed")}
     return (
-        f"UPDATE {t['form']} SET sdv_entered = c.sdv_entered, sdv_verified = c.sdv_verified, "
-        f"sdv_changed = c.sdv_changed FROM (SELECT i.form_id, {_SDV_COUNTS} FROM {t['value']} v "
-        f"JOIN {t['item']} i ON i.id = v.item_id WHERE v.visit_id = %(visit)s GROUP BY i.form_id) c "
-        f"WHERE {t['form']}.visit_id = %(visit)s AND {t['form']}.definition_id = c.form_id "
-        f"AND ({t['form']}.sdv_entered, {t['form']}.sdv_verified, {t['form']}.sdv_changed) "
-        f"<> (c.sdv_entered, c.sdv_verified, c.sdv_changed)"
+        f"UPDATE {form} SET sdv_entered = {new['sdv_entered']}, sdv_verified = {new['sdv_verified']}, "
+        f"sdv_changed = {new['sdv_changed']}, queries_unresolved = c.queries_unresolved "
+        f"FROM (SELECT fi.id, {sdv_columns}, COALESCE(q.n, 0) AS queries_unresolved FROM {form} fi "
+        f"JOIN {t['visit']} vi ON vi.id = fi.visit_id {sdv_source}"
+        f"LEFT JOIN (SELECT q.visit_id, q.form_id, count(*) AS n FROM {t['query']} q "
+        f"WHERE q.participant_id = %(participant)s AND q.state <> 'closed' AND q.form_id IS NOT NULL "
+        f"GROUP BY q.visit_id, q.form_id) q ON q.visit_id = fi.visit_id AND q.form_id = fi.definition_id "
+        f"WHERE vi.participant_id = %(participant)s) c "
+        f"WHERE {form}.id = c.id AND ({form}.sdv_entered, {form}.sdv_verified, {form}.sdv_changed, "
+        f"{form}.queries_unresolved) <> ({new['sdv_entered']}, {new['sdv_verified']}, {new['sdv_changed']}, "
+        f"c.queries_unresolved)"
     )
 
 
@@ -148,11 +165,10 @@ def _pg_statement(with_forms: bool) -> str:
     """Everything in one statement: every part of it reads the snapshot taken before any of its writes, so `old`
     is the summary as it was."""
     t = _tables()
-    forms = f"forms AS ({_forms_sql()}), " if with_forms else ""
     return (
         f"WITH new AS ({_participant_counts_sql()}), "
         f"old AS (SELECT * FROM {t['psum']} WHERE participant_id = %(participant)s), "
-        f"{forms}activity AS ({_last_activity_sql()}), "
+        f"forms AS ({_forms_sql(with_forms)}), activity AS ({_last_activity_sql()}), "
         f"participant_row AS ({_participant_upsert('new')}) "
         f"{_site_upsert('new', 'old')}"
     )
@@ -164,7 +180,7 @@ def _portable_statements(with_forms: bool) -> list[str]:
     t = _tables()
     new = f"({_participant_counts_sql()})"
     return [
-        *([_forms_sql()] if with_forms else []),
+        _forms_sql(with_forms),
         _last_activity_sql(),
         _site_upsert(new, t["psum"]),
         _participant_upsert(f"{new} n"),
@@ -188,6 +204,10 @@ def rebuild() -> None:
         f"UPDATE {t['form']} SET sdv_entered = c.sdv_entered, sdv_verified = c.sdv_verified, "
         f"sdv_changed = c.sdv_changed FROM (SELECT v.visit_id, i.form_id, {_SDV_COUNTS} FROM {t['value']} v "
         f"JOIN {t['item']} i ON i.id = v.item_id GROUP BY v.visit_id, i.form_id) c "
+        f"WHERE {t['form']}.visit_id = c.visit_id AND {t['form']}.definition_id = c.form_id",
+        f"UPDATE {t['form']} SET queries_unresolved = 0 WHERE queries_unresolved <> 0",
+        f"UPDATE {t['form']} SET queries_unresolved = c.n FROM (SELECT q.visit_id, q.form_id, count(*) AS n "
+        f"FROM {t['query']} q WHERE q.state <> 'closed' AND q.form_id IS NOT NULL GROUP BY q.visit_id, q.form_id) c "
         f"WHERE {t['form']}.visit_id = c.visit_id AND {t['form']}.definition_id = c.form_id",
         f"UPDATE {t['query']} SET last_activity_at = {last} WHERE last_activity_at {_distinct()} {last}",
         f"DELETE FROM {t['psum']}",

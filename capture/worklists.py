@@ -28,12 +28,6 @@ def _forms(site_ids: list[int]) -> QuerySet[FormInstance]:
     )
 
 
-def _open_queries_on_form() -> QuerySet[Query]:
-    return Query.objects.filter(visit_id=OuterRef("visit_id"), form_id=OuterRef("definition_id")).exclude(
-        state=QueryState.CLOSED
-    )
-
-
 def forms_incomplete(site_ids: list[int], *, now: datetime.datetime, state: str = "") -> QuerySet[FormInstance]:
     """Forms started and not complete, the longest untouched first."""
     return _forms(site_ids).filter(state=FormState.IN_PROGRESS).order_by("updated_at", "pk")
@@ -51,12 +45,12 @@ def forms_awaiting_sdv(site_ids: list[int], *, now: datetime.datetime, state: st
 
 
 def forms_ready_to_lock(site_ids: list[int], *, now: datetime.datetime, state: str = "") -> QuerySet[FormInstance]:
-    """Complete, every entered value verified, signed, no open or answered query, and not locked: oldest first."""
+    """Complete, every entered value verified, signed, no open or answered query, and not locked: oldest first.
+    The form's counters (capture/summaries.py) decide, through the `form_ready_to_lock` partial index."""
     return (
         _forms(site_ids)
         .filter(state=FormState.COMPLETE, signed=True, locked=False, first_completed_at__isnull=False)
-        .filter(sdv_verified__gte=F("sdv_entered"))
-        .filter(~Exists(_open_queries_on_form()))
+        .filter(sdv_verified__gte=F("sdv_entered"), queries_unresolved=0)
         .order_by("first_completed_at", "pk")
     )
 

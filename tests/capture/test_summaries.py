@@ -51,6 +51,10 @@ def assert_counters_match_the_data() -> None:
     for form in FormInstance.objects.all():
         values = ItemValue.objects.filter(visit_id=form.visit_id, item__form_id=form.definition_id)
         assert (form.sdv_entered, form.sdv_verified, form.sdv_changed) == _expected_sdv(values), form
+        unresolved = Query.objects.filter(visit_id=form.visit_id, form_id=form.definition_id).exclude(
+            state=QueryState.CLOSED
+        )
+        assert form.queries_unresolved == unresolved.count(), form
     for participant in Participant.objects.all():
         expected = _expected_sdv(ItemValue.objects.filter(visit__participant=participant)) + _expected_queries(
             Query.objects.filter(participant=participant)
@@ -69,7 +73,9 @@ def assert_counters_match_the_data() -> None:
 
 def _snapshot() -> tuple:
     return (
-        sorted(FormInstance.objects.values_list("pk", "sdv_entered", "sdv_verified", "sdv_changed")),
+        sorted(
+            FormInstance.objects.values_list("pk", "sdv_entered", "sdv_verified", "sdv_changed", "queries_unresolved")
+        ),
         sorted(ParticipantSummary.objects.values_list("pk", *summaries.COUNTERS)),
         sorted(SiteSummary.objects.filter(**{f"{c}__gt": 0 for c in summaries.COUNTERS[:1]}).values_list("pk")),
         sorted(Query.objects.values_list("pk", "last_activity_at")),
