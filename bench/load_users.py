@@ -194,6 +194,10 @@ class Coordinator(HttpUser):
     def healthz(self) -> None:
         self.get("/healthz", "/healthz")
 
+    @task(1)
+    def healthz_live(self) -> None:
+        self.get("/healthz/live", "/healthz/live")
+
 
 ENVIRONMENT: list = []  # locust's Environment, once it exists
 _logged_in = itertools.count(1)

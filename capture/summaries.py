@@ -108,7 +108,10 @@ def _forms_sql(with_values: bool) -> str:
         )
         sdv_columns = "s.sdv_entered, s.sdv_verified, s.sdv_changed"
     else:
-        sdv_source, sdv_columns = "", "NULL AS sdv_entered, NULL AS sdv_verified, NULL AS sdv_changed"
+        sdv_source = ""
+        sdv_columns = ", ".join(
+            f"CAST(NULL AS bigint) AS {name}" for name in ("sdv_entered", "sdv_verified", "sdv_changed")
+        )
     new = {name: f"COALESCE(c.{name}, {form}.{name})" for name in ("sdv_entered", "sdv_verified", "sdv_changed")}
     return (
         f"UPDATE {form} SET sdv_entered = {new['sdv_entered']}, sdv_verified = {new['sdv_verified']}, "

@@ -1,4 +1,7 @@
-"""GET /healthz: can the app reach its database, its broker, and do workers answer.
+"""GET /healthz: can the app reach its database, its broker, and do workers answer. GET /healthz/live: is this web
+process serving and does its database answer (the container's liveness check: it does not wait for the workers'
+ping, which takes up to half a second, nor depend on them, since a stopped worker is no reason to restart the web
+process; the load benchmark's baseline request too).
 
 No login, so it reveals no secrets: a failed check reports the exception's class only (the details, which may
 name hosts and users, go to the log). "audit" says when the audit chain was last verified and whether it was
@@ -71,6 +74,13 @@ def workers_status(broker: str) -> int | str:
         return len(celery_app.control.ping(timeout=WORKER_PING_SECONDS) or [])
     except Exception as exc:
         return _error("workers", exc)
+
+
+@never_cache
+@require_GET
+def live(request: HttpRequest) -> JsonResponse:
+    database = database_status()
+    return JsonResponse({"database": database}, status=200 if database == "ok" else 503)
 
 
 @never_cache

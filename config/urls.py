@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path
 
-from config.health import healthz
+from config.health import healthz, live
 from config.observability import metrics
 from reports.home import home
 from trial import urls as trial_urls
@@ -38,6 +38,7 @@ urlpatterns = [
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),
+    path("healthz/live", live, name="healthz-live"),
     path("metrics", metrics, name="metrics"),
     # Browsers ask for /favicon.ico whatever the page says.
     path("favicon.ico", favicon),

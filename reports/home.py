@@ -10,7 +10,7 @@ import datetime
 from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Window
+from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from capture import inbox_selectors
 from capture import worklists as capture_lists
-from capture.models import Query, QueryState
+from capture.models import SiteSummary
 from reports.models import RunState
 from reports.runs import runs_visible
 from safety import worklists as safety_lists
@@ -28,7 +28,7 @@ from trial import worklists as trial_lists
 from trial.access import Action
 from trial.anchors import audit_status
 from trial.models import Role
-from trial.worklists import SHOWN_ON_HOME, WorkList
+from trial.worklists import SHOWN_ON_HOME, WorkList, capped_count
 
 ROLE_LISTS: dict[str, list[WorkList]] = {
     Role.COORDINATOR: [
@@ -56,6 +56,7 @@ class ShownList:
     count: int
     rows: list
     url: str
+    more: bool = False  # the list is longer than `count` (COUNT_CAP)
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,12 @@ class Section:
 
 
 def shown(worklist: WorkList, user: object, now: datetime.datetime) -> ShownList:
-    """The list's first rows and its count, in one query whatever its length: the count is a window over the
-    whole list, computed before the limit."""
-    rows = list(worklist.items(user, now=now).annotate(listed_total=Window(Count("pk")))[:SHOWN_ON_HOME])
-    count = rows[0].listed_total if rows else 0
-    return ShownList(worklist=worklist, count=count, rows=rows, url=worklist.url())
+    """The list's first rows and its count up to COUNT_CAP (two queries, each bounded whatever the list's length:
+    the rows by the order's index, the count over at most COUNT_CAP + 1 rows)."""
+    items = worklist.items(user, now=now)
+    rows = list(items[:SHOWN_ON_HOME])
+    count, more = capped_count(items)
+    return ShownList(worklist=worklist, count=count, rows=rows, url=worklist.url(), more=more)
 
 
 def sections(user: object, now: datetime.datetime) -> list[Section]:
@@ -170,7 +172,8 @@ def sponsor_context(user: object, now: datetime.datetime) -> dict:
         "enrolment": points,
         "chart": enrolment_chart(points),
         "completion": overview.visit_completion(site_ids, today=timezone.localdate(now)),
-        "open_queries": Query.objects.filter(participant__site_id__in=site_ids, state=QueryState.OPEN).count(),
+        # From the site summaries (capture/summaries.py), kept in the query services' transactions.
+        "open_queries": SiteSummary.objects.filter(site_id__in=site_ids).aggregate(n=Sum("queries_open"))["n"] or 0,
         "sdv_percent": verified * 100 // entered if entered else None,
         "serious": shown(safety_lists.SERIOUS_EVENTS, user, now),
         "latest_report": latest,

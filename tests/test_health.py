@@ -106,3 +106,12 @@ def test_needs_no_login_and_only_answers_get():
     client = Client()
     assert client.get("/healthz").status_code == 200
     assert client.post("/healthz").status_code == 405
+
+
+def test_live_answers_from_the_database_alone_without_a_login(client, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        response = client.get("/healthz/live")
+    assert response.status_code == 200
+    assert response.json() == {"database": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+    assert client.post("/healthz/live").status_code == 405

@@ -4,6 +4,8 @@ A WorkList names the action that does the work (its scope is the sites where the
 trial/access.py), a selector that returns the items at given sites ordered on an indexed column, the table template
 that shows its rows and the page that lists it in full. The home page (reports/home.py) shows the first few rows of
 each and a count that links to that page, so the count and the page always come from the same queryset.
+Counts stop at COUNT_CAP ("1,000+"): counting a list of a hundred thousand forms would cost time that grows with
+the trial, and nobody works through more than the oldest thousand without narrowing the list by site first.
 Each layer declares the worklists of the data it owns (trial here, capture/worklists.py, safety/worklists.py).
 """
 
@@ -23,6 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
@@ -33,6 +36,30 @@ from trial.templatetags.trial_tags import localized
 
 PAGE_SIZE = 50
 SHOWN_ON_HOME = 10
+COUNT_CAP = 1000  # a longer list is counted as "1,000+" and lists its first 1,000 items
+
+
+def capped_count(queryset: QuerySet) -> tuple[int, bool]:
+    """The list's length, at most COUNT_CAP, and whether it is longer: one COUNT over at most COUNT_CAP + 1 rows,
+    so bounded work at any size."""
+    count = queryset.order_by()[: COUNT_CAP + 1].count()
+    return min(count, COUNT_CAP), count > COUNT_CAP
+
+
+class CappedPaginator(Paginator):
+    """Pages over the first COUNT_CAP items of a list; `more` says the list goes on beyond them."""
+
+    @cached_property
+    def _capped(self) -> tuple[int, bool]:
+        return capped_count(self.object_list)
+
+    @cached_property
+    def count(self) -> int:
+        return self._capped[0]
+
+    @property
+    def more(self) -> bool:
+        return self._capped[1]
 
 Selector = Callable[..., QuerySet]
 
@@ -98,12 +125,13 @@ def worklist_page(request: HttpRequest, worklist: WorkList) -> HttpResponse:
     site_ids = [site.pk for site in sites if number is None or site.number == number]
     now = timezone.now()
     queryset = worklist.select(site_ids, now=now, state=filter_form.valid("state") or "")
-    page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "worklist": worklist,
         "filter_form": filter_form,
         "page": page,
         "rows": page.object_list,
+        "count_cap": COUNT_CAP,
         "now": now,
         "today": timezone.localdate(now),
     }

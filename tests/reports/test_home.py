@@ -284,11 +284,12 @@ def test_query_inbox_newer_than_filter_rejects_nonsense(as_user, monitor, work):
 # The user and memberships (2), the site table (4), then one per list (its first rows with the whole list's count in
 # a window) and each role's figures.
 EXPECTED_QUERIES = {
-    "coordinator1": 10,  # 4 lists
-    "investigator1": 11,  # 5 lists
-    "monitor": 11,  # 2 lists, SDV forms by site, query ageing, SDV progress
-    "datamanager": 8,  # 2 lists
-    "sponsor": 12,  # enrolment, completion, open queries, SDV, serious, latest report
+    # Each list shown costs two queries: its first rows and its count up to COUNT_CAP.
+    "coordinator1": 14,  # 4 lists
+    "investigator1": 16,  # 5 lists
+    "monitor": 13,  # 2 lists, SDV forms by site, query ageing, SDV progress
+    "datamanager": 10,  # 2 lists
+    "sponsor": 13,  # enrolment, completion, open queries, SDV, serious, latest report
 }
 
 
@@ -346,3 +347,24 @@ def test_enrolment_chart_runs_month_by_month_towards_the_target(as_user, sponsor
     assert chart["bottom"] > first.y > last.y > chart["target_y"]  # rising, still below the target of 320
     assert chart["target_y"] == chart["pad"]  # the target is the top of the scale while enrolment is below it
     assert response.content.decode().count("<tr><td>20") == len(points)  # the text alternative: a row per month
+
+
+def test_a_list_longer_than_the_cap_is_counted_to_the_cap_and_listed_up_to_it(as_user, datamanager, work, monkeypatch):
+    from trial import worklists
+
+    monkeypatch.setattr(worklists, "COUNT_CAP", 2)
+    client = as_user(datamanager)
+    lists = shown_lists(client.get(reverse("trial:dashboard")))
+    item = lists["forms_to_lock"]
+    assert (item.count, item.more) == (2, True)
+    assert len(item.rows) == 4  # the rows shown are the list's first ones, not cut by the cap
+    content = client.get(reverse("trial:dashboard")).content.decode()
+    assert "data-count-link>2+</a>" in content and "More than 2" in content
+    page = client.get(item.url)
+    assert page.context["page"].paginator.count == 2 and page.context["page"].paginator.more
+    assert len(page.context["rows"]) == 2
+    assert 'id="worklist-capped"' in page.content.decode()
+    monkeypatch.setattr(worklists, "COUNT_CAP", 4)
+    page = client.get(item.url)
+    assert (page.context["page"].paginator.count, page.context["page"].paginator.more) == (4, False)
+    assert 'id="worklist-capped"' not in page.content.decode()
