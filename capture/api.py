@@ -28,11 +28,10 @@ from capture.checks import Typed
 from capture.definitions import FormSpec
 from capture.models import Flag, FormState, MissingReason
 from capture.selectors import FormSummary, form_current, visit_form_summaries
-from capture.services import FormSaveResult, display, form_save
+from capture.services import FormSaveResult, display, form_save_locked, visit_for_entry
 from capture.visits import form_or_404, visit_or_404
-from trial import access
-from trial.access import Action
-from trial.models import ItemDefinition
+from trial.locking import atomic_with_retry
+from trial.models import ItemDefinition, Visit
 from trial.validators import TEXT_MAX, InputSerializer
 
 
@@ -414,10 +413,18 @@ class VisitFormView(CaptureView):
         examples=[SAVE_REQUEST_EXAMPLE, SAVE_RESPONSE_EXAMPLE, ITEM_ERRORS_EXAMPLE, CONFLICT_EXAMPLE],
     )
     def put(self, request: Request, visit_id: int, form_code: str) -> Response:
-        visit = visit_or_404(request.user, visit_id)
-        access.require(request.user, Action.ENTER_DATA, visit.participant.site_id)
-        spec = form_or_404(visit, form_code)
-        entries = FormSaveInputSerializer(data=request.data)
-        entries.is_valid(raise_exception=True)
-        result = form_save(user=request.user, visit_id=visit.pk, form_code=spec.code, **entries.validated_data)
+        visit, spec, result = _save_locked(request, visit_id, form_code)
         return Response(FormSaveResultSerializer(saved_payload(visit_id=visit.pk, spec=spec, result=result)).data)
+
+
+@atomic_with_retry
+def _save_locked(request: Request, visit_id: int, form_code: str) -> tuple[Visit, FormSpec, FormSaveResult]:
+    # The visit is locked, and refused (404, 403) before the body is read, then handed to the service, which need
+    # not read it again nor take a savepoint of its own. A refusal leaves this outermost transaction, which rolls
+    # back whole, and is answered after it.
+    visit = visit_for_entry(user=request.user, visit_id=visit_id)
+    spec = form_or_404(visit, form_code)
+    entries = FormSaveInputSerializer(data=request.data)
+    entries.is_valid(raise_exception=True)
+    result = form_save_locked(user=request.user, visit=visit, form_code=spec.code, **entries.validated_data)
+    return visit, spec, result
