@@ -392,9 +392,10 @@ CYTO = {
 # Token, memberships, the visit, the form's instance, its values.
 GET_QUERIES = 5
 # Token, memberships; then the view's transaction (a savepoint in the test's): the visit locked (refused before
-# the body is read), form_save in it without a savepoint of its own: the form instances, the visit's values, one upsert, the instance's version, the audit trail's head and
-# insert (and its advisory lock on PostgreSQL), release of the savepoint; and the summary counters
-# (capture/summaries.py: one statement on PostgreSQL, more on SQLite).
+# the body is read), and form_save in it without a savepoint of its own: the form instances, the visit's values,
+# one upsert, the instance's version, the audit trail's head and insert (and its advisory lock on PostgreSQL);
+# release of the savepoint; and the summary counters (capture/summaries.py: one statement on PostgreSQL, more on
+# SQLite).
 PUT_QUERIES = 11
 
 
