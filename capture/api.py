@@ -9,7 +9,7 @@ A form reads as `values` (entered items, as strings: numbers without trailing ze
 sent back). `values` and `missing` are exactly what a PUT takes, so a client can read, change and send back.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Protocol
 
@@ -137,6 +137,24 @@ class FormSerializer(InputSerializer):
         child=serializers.CharField(), help_text="{item code: value} of the derived items that have a value."
     )
     items = ItemMetadataSerializer(many=True, help_text="Every item of the form, in protocol order.")
+
+    def to_representation(self, instance: dict) -> dict:
+        # The items are the protocol version's, which never changes: shown once per process, then reused.
+        data = super().to_representation({**instance, "items": ()})
+        data["items"] = item_metadata(instance["items"])
+        return data
+
+
+# {item ids: those items as ItemMetadataSerializer shows them}
+_item_metadata: dict[tuple[int, ...], list[dict]] = {}
+
+
+def item_metadata(items: Sequence[ItemDefinition]) -> list[dict]:
+    """The form's items as `ItemMetadataSerializer` shows them, worked out once per process (read, never changed)."""
+    key = tuple(item.pk for item in items)
+    if key not in _item_metadata:
+        _item_metadata[key] = [dict(item) for item in ItemMetadataSerializer(items, many=True).data]
+    return _item_metadata[key]
 
 
 class FormSaveResultSerializer(FormSerializer):
