@@ -323,7 +323,9 @@ def _visit_sign(*, user: object, visit_id: int) -> Signature:
     return _sign(user, visit.participant, visit)
 
 
-def casebook_sign(*, user: object, participant_id: int, password: str, request: HttpRequest | None = None) -> Signature:
+def casebook_sign(
+    *, user: object, participant_id: int, password: str, request: HttpRequest | None = None
+) -> Signature:
     """The investigator signs the participant's whole casebook as it stands (the password checked as for a
     visit)."""
     participant = access.participant_or_404(user, participant_id, Action.SIGN)
