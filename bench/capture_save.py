@@ -1,7 +1,8 @@
 """Saving a 45-item lab panel: form saves per second through capture.services.form_save, against plain psycopg
 with the same semantics in one transaction per save: the participant and visit locked (FOR NO KEY UPDATE, the order
 of trial/locking.py), the form instances locked and the version checked, the stored values read and compared, the
-changed values flagged and upserted, the version raised, the audit chain taken (advisory lock, last hash) and one
+changed values flagged and upserted, the version raised, the summary counters recounted (the rows the service keeps:
+the forms', the participant's and the site's), the audit chain taken (advisory lock, last hash) and one
 HMAC-chained record appended per changed item and for the form.
 
 Target (../shared/PERFORMANCE.md): the service reaches at least 0.5 of the raw throughput. Runs in a throw-away
@@ -26,6 +27,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from harness import test_database
 
+from capture import summaries
 from capture.models import FormInstance
 from capture.services import form_save
 from trial.models import ItemDefinition, Role, Site
@@ -70,8 +72,9 @@ def service_rate(user: object, visit: object, start: int) -> float:
 # The raw baseline does what form_save must do, in the service's lock order (trial/locking.py), with the same
 # statements' shapes: lock the participant and the visit in one statement and the visit's form instances (FOR NO KEY
 # UPDATE), check the version, read the visit's stored values, compare and flag in Python, upsert the changed values
-# in one statement, raise the form's version, then take the audit chain (transaction-level advisory lock, the last
-# hash) and append one HMAC-chained record per changed item and one for the form.
+# in one statement, raise the form's version, recount the summary counters, then take the audit chain
+# (transaction-level advisory lock, the last hash) and append one HMAC-chained record per changed item and one for
+# the form.
 RAW_LOCK_VISIT = """
 SELECT v.id, v.participant_id, p.site_id FROM trial_visit v JOIN trial_participant p ON p.id = v.participant_id
 WHERE v.id = %s FOR NO KEY UPDATE
@@ -100,6 +103,10 @@ SELECT * FROM unnest(%s::timestamptz[], %s::integer[], %s::text[], %s::bigint[],
     %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
     %s::text[])
 """
+# The summary counters (capture/summaries.py) are rows the service writes in every save, so the baseline writes
+# them too, with the service's one statement: the visit's forms' and the participant's counts recounted (a few
+# hundred values, by index), the site's moved by the difference. Plain SQL text, run through psycopg.
+RAW_SUMMARIES = summaries._pg_statement(with_forms=True)
 _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 
 
@@ -147,6 +154,8 @@ def raw_save(cursor: object, *, user: object, visit_id: int, items: list, versio
         ],
     )
     cursor.execute(RAW_FORM, [now, user.pk, form[0]])
+    summary = {"participant": participant_id, "site": site_id, "visit": visit_id}
+    cursor.execute(RAW_SUMMARIES, summary)
     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [7_357_001])
     cursor.execute("SELECT hash FROM trial_auditrecord ORDER BY id DESC LIMIT 1")
     head = cursor.fetchone()

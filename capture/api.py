@@ -9,7 +9,7 @@ A form reads as `values` (entered items, as strings: numbers without trailing ze
 sent back). `values` and `missing` are exactly what a PUT takes, so a client can read, change and send back.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Protocol
 
@@ -28,11 +28,10 @@ from capture.checks import Typed
 from capture.definitions import FormSpec
 from capture.models import Flag, FormState, MissingReason
 from capture.selectors import FormSummary, form_current, visit_form_summaries
-from capture.services import FormSaveResult, display, form_save
+from capture.services import FormSaveResult, display, form_save_locked, visit_for_entry
 from capture.visits import form_or_404, visit_or_404
-from trial import access
-from trial.access import Action
-from trial.models import ItemDefinition
+from trial.locking import atomic_with_retry
+from trial.models import ItemDefinition, Visit
 from trial.validators import TEXT_MAX, InputSerializer
 
 
@@ -138,6 +137,24 @@ class FormSerializer(InputSerializer):
         child=serializers.CharField(), help_text="{item code: value} of the derived items that have a value."
     )
     items = ItemMetadataSerializer(many=True, help_text="Every item of the form, in protocol order.")
+
+    def to_representation(self, instance: dict) -> dict:
+        # The items are the protocol version's, which never changes: shown once per process, then reused.
+        data = super().to_representation({**instance, "items": ()})
+        data["items"] = item_metadata(instance["items"])
+        return data
+
+
+# {item ids: those items as ItemMetadataSerializer shows them}
+_item_metadata: dict[tuple[int, ...], list[dict]] = {}
+
+
+def item_metadata(items: Sequence[ItemDefinition]) -> list[dict]:
+    """The form's items as `ItemMetadataSerializer` shows them, worked out once per process (read, never changed)."""
+    key = tuple(item.pk for item in items)
+    if key not in _item_metadata:
+        _item_metadata[key] = [dict(item) for item in ItemMetadataSerializer(items, many=True).data]
+    return _item_metadata[key]
 
 
 class FormSaveResultSerializer(FormSerializer):
@@ -414,10 +431,18 @@ class VisitFormView(CaptureView):
         examples=[SAVE_REQUEST_EXAMPLE, SAVE_RESPONSE_EXAMPLE, ITEM_ERRORS_EXAMPLE, CONFLICT_EXAMPLE],
     )
     def put(self, request: Request, visit_id: int, form_code: str) -> Response:
-        visit = visit_or_404(request.user, visit_id)
-        access.require(request.user, Action.ENTER_DATA, visit.participant.site_id)
-        spec = form_or_404(visit, form_code)
-        entries = FormSaveInputSerializer(data=request.data)
-        entries.is_valid(raise_exception=True)
-        result = form_save(user=request.user, visit_id=visit.pk, form_code=spec.code, **entries.validated_data)
+        visit, spec, result = _save_locked(request, visit_id, form_code)
         return Response(FormSaveResultSerializer(saved_payload(visit_id=visit.pk, spec=spec, result=result)).data)
+
+
+@atomic_with_retry
+def _save_locked(request: Request, visit_id: int, form_code: str) -> tuple[Visit, FormSpec, FormSaveResult]:
+    # The visit is locked, and refused (404, 403) before the body is read, then handed to the service, which need
+    # not read it again nor take a savepoint of its own. A refusal leaves this outermost transaction, which rolls
+    # back whole, and is answered after it.
+    visit = visit_for_entry(user=request.user, visit_id=visit_id)
+    spec = form_or_404(visit, form_code)
+    entries = FormSaveInputSerializer(data=request.data)
+    entries.is_valid(raise_exception=True)
+    result = form_save_locked(user=request.user, visit=visit, form_code=spec.code, **entries.validated_data)
+    return visit, spec, result

@@ -2,12 +2,13 @@
 and checks it against the protocol, and its errors come back keyed by item code.
 """
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import groupby
 
 from django import forms
-from django.urls import reverse
+from django.urls import reverse_lazy
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -82,6 +83,23 @@ def value_field(item: ItemDefinition, check_url: str, *, recheck: bool = False) 
     return field
 
 
+# {(form definition, language, recheck): {field name: field}}: a protocol version never changes, so the fields
+# of its forms are built once per process and language.
+_fields: dict[tuple[int, str | None, bool], dict[str, forms.Field]] = {}
+
+
+def _item_fields(spec: FormSpec, *, recheck: bool) -> dict[str, forms.Field]:
+    """Every entered item's value and missing-reason fields, in order (their check's address left blank)."""
+    key = (spec.definition.pk, get_language(), recheck)
+    if key not in _fields:
+        fields: dict[str, forms.Field] = {}
+        for item in spec.entered:
+            fields[item.code] = value_field(item, "", recheck=recheck)
+            fields[MISSING_PREFIX + item.code] = missing_field(item)
+        _fields[key] = fields
+    return _fields[key]
+
+
 class FormEntryForm(DomainErrorsMixin, forms.Form):
     """One field per entered item (named by its code), its missing-reason select, the version and the reason."""
 
@@ -97,10 +115,13 @@ class FormEntryForm(DomainErrorsMixin, forms.Form):
     def __init__(self, *args: object, spec: FormSpec, visit_id: int, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.spec = spec
+        # Deep copies of the form's fields built once, as a declared form's fields are; only the check's address
+        # is the visit's, and is worked out only if the field is drawn (a saved POST draws none).
+        for name, field in _item_fields(spec, recheck=self.is_bound).items():
+            self.fields[name] = copy.deepcopy(field)
         for item in spec.entered:
-            url = reverse("capture:check_item", args=[visit_id, spec.code, item.code])
-            self.fields[item.code] = value_field(item, url, recheck=self.is_bound)
-            self.fields[MISSING_PREFIX + item.code] = missing_field(item)
+            url = reverse_lazy("capture:check_item", args=[visit_id, spec.code, item.code])
+            self.fields[item.code].widget.attrs["hx-get"] = url
         if spec.entered:
             # Typed into straight away, also when 'Save and go to' the next form lands here: no mouse needed.
             self.fields[spec.entered[0].code].widget.attrs["autofocus"] = True

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -149,6 +150,21 @@ def form_save(
         queries_opened=opened,
         queries_closed=closed,
     )
+
+
+def form_save_locked(*, user: object, visit: Visit, form_code: str, version: int, **entries: object) -> FormSaveResult:
+    """`form_save` inside the caller's transaction, which holds `visit` from `visit_for_entry` (the page's POST, the
+    API's PUT): without a savepoint of its own, two statements fewer.
+
+    A refusal (or any error) marks the caller's transaction for rollback, so nothing it wrote can commit: the
+    caller lets the exception leave its atomic block, which rolls back whole, and answers after the rollback.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise TransactionManagementError("form_save_locked runs in the transaction that locked the visit.")
+    with transaction.atomic(savepoint=False):
+        return form_save.__wrapped__(
+            user=user, visit_id=visit.pk, form_code=form_code, version=version, visit=visit, **entries
+        )
 
 
 def _unchanged_result(

@@ -21,11 +21,11 @@ from capture.errors import LockedError, StaleVersionError
 from capture.forms import FormEntryForm, in_language, initial_entries, item_groups
 from capture.page_selectors import FormReview
 from capture.selectors import visit_form_summaries
-from capture.services import FormSaveResult, form_save, visit_for_entry
+from capture.services import FormSaveResult, form_save_locked, visit_for_entry
 from capture.visits import form_or_404, next_form, visit_or_404
 from trial import access
 from trial.access import Action
-from trial.errors import InvalidInput
+from trial.errors import DomainError, InvalidInput
 from trial.locking import atomic_with_retry
 from trial.models import Visit
 
@@ -55,7 +55,10 @@ def visit(request: HttpRequest, visit_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def form_entry(request: HttpRequest, visit_id: int, form_code: str) -> HttpResponse:
     if request.method == "POST":
-        response, saved = _save_locked(request, visit_id, form_code)
+        try:
+            response, saved = _save_locked(request, visit_id, form_code)
+        except _Refused as refused:  # its transaction rolled back whole: nothing of it was written
+            return _refused_page(request, refused)
         if saved is not None:  # told once, after the commit: a retried transaction does not tell twice
             _report_save(request, *saved)
         return response
@@ -72,10 +75,19 @@ def form_entry(request: HttpRequest, visit_id: int, form_code: str) -> HttpRespo
 Saved = tuple[Visit, FormSpec, FormSaveResult]
 
 
+class _Refused(Exception):
+    """The service refused the save: carried out of the save's transaction, which then rolls back whole, to the
+    page that says why (drawn after the rollback)."""
+
+    def __init__(self, visit: Visit, spec: FormSpec, form: FormEntryForm, error: DomainError) -> None:
+        super().__init__(str(error))
+        self.visit, self.spec, self.form, self.error = visit, spec, form, error
+
+
 @atomic_with_retry
 def _save_locked(request: HttpRequest, visit_id: int, form_code: str) -> tuple[HttpResponse, Saved | None]:
-    # Locked here and handed to the service, which then need not read it again; the page's transaction is the
-    # outermost one, so a deadlock runs it again whole.
+    # Locked here and handed to the service, which then need not read it again nor take a savepoint of its own;
+    # the page's transaction is the outermost one, so a deadlock runs it again whole.
     visit = visit_for_entry(user=request.user, visit_id=visit_id)
     return _save(request, visit, form_or_404(visit, form_code))
 
@@ -86,31 +98,35 @@ def _save(request: HttpRequest, visit: Visit, spec: FormSpec) -> tuple[HttpRespo
         return _form_page(request, visit, spec, form, status=400), None
     values, missing = form.entries()
     try:
-        result = form_save(
+        result = form_save_locked(
             user=request.user,
-            visit_id=visit.pk,
+            visit=visit,
             form_code=spec.code,
             version=form.cleaned_data["version"],
             values=values,
             missing=missing,
             reason=form.cleaned_data["reason"],
             complete="complete" in request.POST,
-            visit=visit,
         )
-    except StaleVersionError as conflict:
-        # Keep every entry; the next save is built on the version now stored, which the page shows beside them.
-        form = FormEntryForm(_with_version(request.POST, conflict.current_version), spec=spec, visit_id=visit.pk)
-        form.is_valid()
-        return _form_page(request, visit, spec, form, status=409, conflict=str(conflict)), None
-    except InvalidInput as invalid:
-        form.add_domain_errors(invalid.errors)
-        return _form_page(request, visit, spec, form, status=400), None
-    except LockedError as locked:
-        return _form_page(request, visit, spec, None, status=locked.http_status, locked=str(locked)), None
+    except (StaleVersionError, InvalidInput, LockedError) as error:
+        raise _Refused(visit, spec, form, error) from error
     following = next_form(visit, spec.code)
     if following is not None and request.POST.get("next") == following.code:
         return redirect("capture:form", visit_id=visit.pk, form_code=following.code), (visit, spec, result)
     return redirect("capture:visit", visit_id=visit.pk), (visit, spec, result)
+
+
+def _refused_page(request: HttpRequest, refused: _Refused) -> HttpResponse:
+    visit, spec, form, error = refused.visit, refused.spec, refused.form, refused.error
+    if isinstance(error, StaleVersionError):
+        # Keep every entry; the next save is built on the version now stored, which the page shows beside them.
+        form = FormEntryForm(_with_version(request.POST, error.current_version), spec=spec, visit_id=visit.pk)
+        form.is_valid()
+        return _form_page(request, visit, spec, form, status=409, conflict=str(error))
+    if isinstance(error, InvalidInput):
+        form.add_domain_errors(error.errors)
+        return _form_page(request, visit, spec, form, status=400)
+    return _form_page(request, visit, spec, None, status=error.http_status, locked=str(error))
 
 
 def _with_version(data: QueryDict, version: int) -> QueryDict:

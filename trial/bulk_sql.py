@@ -1,7 +1,10 @@
 """Many rows in one plain INSERT, for the hot paths where the ORM's per-row model instances cost more than the
 database does (the audit trail, the item values of a form save)."""
 
+import datetime
+import json
 from collections.abc import Sequence
+from decimal import Decimal
 
 from django.db import connection
 
@@ -20,8 +23,9 @@ def insert_rows(
     """Insert `rows` (values already adapted with connection.ops); with `conflict_columns`, update the other
     columns of a row that exists (an upsert).
 
-    On PostgreSQL one array per column goes through unnest(), so the statement's text, and psycopg's work on
-    it, is the same for any number of rows. SQLite gets multi-row VALUES.
+    On PostgreSQL the rows go as one JSON array of arrays, each value read back by its column's type
+    (`pg_types`), so the statement's text is the same for any number of rows and the parameter is encoded by the
+    json module in C (psycopg's array literals quote every element in Python). SQLite gets multi-row VALUES.
     """
     if not rows:
         return
@@ -30,10 +34,12 @@ def insert_rows(
     conflict = _conflict_clause(columns, conflict_columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{kind}[]" for kind in pg_types)
+            # In the order given (the audit chain's ids follow its links), each value read as its column's type.
+            fields = ", ".join(f"(e.val->>{n})::{kind}" for n, kind in enumerate(pg_types))
             cursor.execute(
-                f"INSERT INTO {quote(table)} ({names}) SELECT * FROM unnest({arrays}){conflict}",
-                [list(column) for column in zip(*rows, strict=True)],
+                f"INSERT INTO {quote(table)} ({names}) SELECT {fields} FROM jsonb_array_elements(%s::jsonb) "
+                f"WITH ORDINALITY AS e(val, pos) ORDER BY e.pos{conflict}",
+                [json.dumps(rows, ensure_ascii=False, default=_json_value)],
             )
             return
         placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
@@ -44,6 +50,15 @@ def insert_rows(
                 f"INSERT INTO {quote(table)} ({names}) VALUES {', '.join([placeholder] * len(chunk))}{conflict}",
                 [value for row in chunk for value in row],
             )
+
+
+def _json_value(value: object) -> str:
+    # Read back by each column's type from its text: a date or time in ISO 8601, a number as written.
+    if isinstance(value, datetime.date | datetime.datetime | datetime.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a column value")
 
 
 def _conflict_clause(columns: Sequence[str], conflict_columns: Sequence[str]) -> str:

@@ -391,11 +391,12 @@ CYTO = {
 }
 # Token, memberships, the visit, the form's instance, its values.
 GET_QUERIES = 5
-# Token, memberships, the visit (to refuse before reading the body); then form_save: savepoint, the visit
-# locked, the form instances, the visit's values, one upsert, the instance's version, the audit trail's head and
-# insert (and its advisory lock on PostgreSQL), release of the savepoint; and the summary counters
-# (capture/summaries.py: one statement on PostgreSQL, more on SQLite).
-PUT_QUERIES = 12
+# Token, memberships; then the view's transaction (a savepoint in the test's): the visit locked (refused before
+# the body is read), and form_save in it without a savepoint of its own: the form instances, the visit's values,
+# one upsert, the instance's version, the audit trail's head and insert (and its advisory lock on PostgreSQL);
+# release of the savepoint; and the summary counters (capture/summaries.py: one statement on PostgreSQL, more on
+# SQLite).
+PUT_QUERIES = 11
 
 
 @pytest.mark.parametrize(("form", "values", "size"), [("LIVER", LIVER, 7), ("CYTO", CYTO, 16)])

@@ -4,12 +4,11 @@
 What a save of a form already created costs, in order (the test's own transaction turns the request's outermost
 transaction into a savepoint: in production those two lines are the BEGIN and COMMIT Django does not log):
 - the page: the session's user, the user's memberships; [SAVEPOINT] the visit and its participant, locked in one
-  statement; the service's savepoint; the form instances, locked; the visit's stored values; one upsert of every
-  changed value; the form's version; the audit chain's lock (PostgreSQL), its head, one insert of every record;
-  the release of the service's savepoint [RELEASE];
-- the API: the token (knox), the memberships, the visit (to refuse before reading the body); [SAVEPOINT] then
-  the same as the page from the visit lock on, without the service's savepoint (the service is the outermost
-  transaction) [RELEASE].
+  statement; the form instances, locked; the visit's stored values; one upsert of every changed value; the form's
+  version; the audit chain's lock (PostgreSQL), its head, one insert of every record [RELEASE] (the service runs in
+  the page's transaction, without a savepoint of its own: capture.services.form_save_locked);
+- the API: the token (knox), the memberships; [SAVEPOINT] then the same as the page from the visit lock on (the
+  visit is refused, 404 or 403, before the body is read) [RELEASE].
 """
 
 import pytest
@@ -23,8 +22,8 @@ from tests.factories import enrolled
 from trial.models import AuditRecord
 
 # Every statement of the request, savepoints included, on SQLite / PostgreSQL (the audit chain's advisory lock).
-PAGE_SAVE = 14
-API_SAVE = 13
+PAGE_SAVE = 12
+API_SAVE = 12
 SIZES = (("P5", 5), ("P10", 10), ("P45", 45))
 
 
