@@ -869,8 +869,9 @@ def bulk_enrolled(site: Site, user: object, count: int) -> list[Participant]:
     return people
 
 
-# Token, memberships, the site numbers, the participants, their death reports, their survival contacts.
-SURVIVAL_QUERIES = 6
+# Token, memberships; the count and the page of participants; the page's participants with their last visit, their
+# death reports, their survival contacts.
+SURVIVAL_QUERIES = 7
 
 
 @pytest.mark.parametrize("count", [10, 200])
@@ -881,6 +882,25 @@ def test_survival_uses_constant_queries(django_assert_num_queries, site1, coordi
         data = client.get("/api/v1/survival/?limit=1000").json()
     assert data["count"] == count
     assert sum(row["died"] for row in data["results"]) == len(range(0, count, 3))
+
+
+def test_survival_derives_only_the_page_it_lists(django_assert_num_queries, site1, site2, coordinator1, monitor):
+    """A page of participants, by site and subject, then the survival of those alone: the same statements on any
+    page, each row the one the whole list holds at its place."""
+    bulk_enrolled(site1, coordinator1, 120)
+    bulk_enrolled(site2, coordinator1, 30)
+    client = api(monitor)
+    everyone = client.get("/api/v1/survival/?limit=1000").json()["results"]
+    assert [(row["site"], row["subject_id"]) for row in everyone] == sorted(
+        (row["site"], row["subject_id"]) for row in everyone
+    )
+    with django_assert_num_queries(SURVIVAL_QUERIES):
+        page = client.get("/api/v1/survival/?limit=50&offset=100").json()
+    assert page["count"] == 150
+    assert page["results"] == everyone[100:150]
+    assert page["previous"] and not page["next"]
+    mine = api(coordinator1).get("/api/v1/survival/?limit=1000").json()
+    assert mine["count"] == 120 and {row["site"] for row in mine["results"]} == {1}
 
 
 # --- Death report --------------------------------------------------------------------------------------------
