@@ -114,11 +114,7 @@ def followed(participants: QuerySet[Participant]) -> QuerySet[Participant]:
 
 
 def _people(participants: QuerySet[Participant]) -> QuerySet[Participant]:
-    return (
-        followed(participants)
-        .select_related("arm", "site")
-        .annotate(last_visit=Max("visits__visit_date"))
-    )
+    return followed(participants).select_related("arm", "site").annotate(last_visit=Max("visits__visit_date"))
 
 
 @dataclass
