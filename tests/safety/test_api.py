@@ -757,6 +757,17 @@ LIST_QUERIES = 4
 DETAIL_QUERIES = 4
 
 
+def test_list_is_by_site_subject_and_number(participant, participant2, monitor, coordinator1):
+    """The list walks the subject IDs' index: a subject ID starts with its site's number, so that is site order."""
+    bulk_events(participant2, 3)
+    bulk_events(participant, 3)
+    rows = api(monitor).get(f"{URL}?limit=1000").json()["results"]
+    numbers = dict(AdverseEvent.objects.values_list("pk", "number"))
+    keys = [(row["site"], row["subject_id"], numbers[row["id"]]) for row in rows]
+    assert keys == sorted(keys) and {key[0] for key in keys} == {1, 2}
+    assert {row["subject_id"] for row in api(coordinator1).get(URL).json()["results"]} == {participant.subject_id}
+
+
 @pytest.mark.parametrize("count", [10, 500])
 def test_list_uses_constant_queries(django_assert_num_queries, participant, coordinator1, count):
     bulk_events(participant, count)
