@@ -137,7 +137,7 @@ def test_the_list_page_runs_the_same_queries_at_3_and_120_participants(
         Participant(
             site=site,
             protocol=protocol_current(),
-            screening_number=f"B{site.number:02d}-{n:04d}",
+            screening_number=f"S{site.number:02d}-9{n:03d}",
             subject_id=f"{site.number:02d}-9{n:03d}",
             initials="XY",
             sex="F",
@@ -156,7 +156,7 @@ def test_the_list_page_runs_the_same_queries_at_3_and_120_participants(
         response = client.get(url)
     page = response.context["page"]
     assert (page.paginator.count, len(page.object_list), page.paginator.num_pages) == (123, 50, 3)
-    assert [p.site.number for p in page.object_list] == [1] * 50  # by site, then subject
+    assert [p.site.number for p in page.object_list] == [1] * 50  # by site (the screening number's prefix)
     with django_assert_num_queries(RECONSENT_QUERIES):
         last = client.get(url, {"site": 2, "page": 2})
     assert last.context["page"].paginator.count == 60
