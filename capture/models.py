@@ -317,7 +317,11 @@ class Signature(models.Model):
     void_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["participant", "voided_at"])]
+        indexes = [
+            models.Index(fields=["participant", "voided_at"]),
+            # The API's list, newest first: a page walks this index instead of sorting every signature.
+            models.Index(fields=["-signed_at", "-id"], name="signature_newest_idx"),
+        ]
 
     def __str__(self) -> str:
         scope = self.visit.definition.code if self.visit_id else "casebook"

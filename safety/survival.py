@@ -37,6 +37,7 @@ from trial.models import Participant, ParticipantStatus, Visit
 
 DAYS_PER_MONTH = 30.4375
 SURVIVAL_FORM = "SURV"
+SURVIVAL_ORDER = ("site_id", "subject_id", "pk")  # by site and subject number
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Survival:
 
 def survival_of(participants: QuerySet[Participant]) -> list[Survival]:
     """Survival of each enrolled participant of the queryset (scope it through trial/access.py), in 3 queries."""
-    people = list(_people(participants).order_by("site_id", "subject_id"))
+    people = list(_people(participants).order_by(*SURVIVAL_ORDER))
     ids = [p.pk for p in people]
     deaths = dict(DeathReport.objects.filter(participant_id__in=ids).values_list("participant_id", "death_date"))
     contacts = _contacts(ids)
@@ -79,7 +80,7 @@ def survival_stream(participants: QuerySet[Participant], *, chunk: int = 2000) -
     whatever the number of participants (inside one transaction on PostgreSQL, so that they see one moment), and
     memory holds one chunk of each. For exports."""
     followed = _people(participants)
-    order = ("site_id", "subject_id", "pk")
+    order = SURVIVAL_ORDER
     people = followed.order_by(*order).iterator(chunk_size=chunk)
     ids = followed.values("pk")
     deaths = (
@@ -106,12 +107,14 @@ def survival_stream(participants: QuerySet[Participant], *, chunk: int = 2000) -
         yield _survival(person, death_date, _contacts_of(rows).get(person.pk, []))
 
 
+def followed(participants: QuerySet[Participant]) -> QuerySet[Participant]:
+    """The participants of the queryset whose survival is followed: enrolled (also those who died, completed or
+    withdrew since)."""
+    return participants.filter(status__in=_FOLLOWED, enrolment_date__isnull=False)
+
+
 def _people(participants: QuerySet[Participant]) -> QuerySet[Participant]:
-    return (
-        participants.filter(status__in=_FOLLOWED, enrolment_date__isnull=False)
-        .select_related("arm", "site")
-        .annotate(last_visit=Max("visits__visit_date"))
-    )
+    return followed(participants).select_related("arm", "site").annotate(last_visit=Max("visits__visit_date"))
 
 
 @dataclass

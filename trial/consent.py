@@ -167,8 +167,11 @@ def participant_protocol_current() -> Protocol:
     return protocol_current()
 
 
-def participants_to_reconsent(user: object) -> tuple[IcfVersion | None, QuerySet[Participant]]:
-    """The version in force, and the participants on study the user may see who signed an earlier one (or none)."""
+def participants_to_reconsent(
+    user: object, *, site_ids: list[int] | None = None
+) -> tuple[IcfVersion | None, QuerySet[Participant]]:
+    """The version in force, and the participants on study the user may see who signed an earlier one (or none), of
+    the given sites only if any are given."""
     current = icf_current(participant_protocol_current())
     if current is None:
         return None, Participant.objects.none()
@@ -177,6 +180,8 @@ def participants_to_reconsent(user: object) -> tuple[IcfVersion | None, QuerySet
         .filter(status__in=ON_STUDY)
         .exclude(icf_version=current.version)
         .select_related("site")
-        .order_by("site__number", "subject_id", "screening_number")
+        .order_by("screening_number", "pk")  # by site: its index walks them, no sort of every participant
     )
+    if site_ids is not None:
+        outdated = outdated.filter(site_id__in=site_ids)
     return current, outdated

@@ -255,8 +255,14 @@ class Participant(models.Model):
     icf_date = models.DateField(null=True, blank=True, help_text="When that version was signed.")
 
     class Meta:
-        ordering = ["site__number", "screening_number"]
-        indexes = [models.Index(fields=["site", "status"])]
+        # By site and screening number: a screening number starts with its site's number (S01-, S02-...), so its
+        # unique index (or the site's, below) walks participants, and their visits, in that order without sorting
+        # them all or joining the sites.
+        ordering = ["screening_number"]
+        indexes = [
+            models.Index(fields=["site", "status"]),
+            models.Index(fields=["site", "screening_number"], name="participant_site_screening_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(status="enrolled") | models.Q(arm__isnull=False, enrolment_date__isnull=False),

@@ -17,6 +17,7 @@ from trial.errors import EligibilityError, InvalidInput
 from trial.forms import EnrolmentForm, ParticipantFilterForm, ReconsentForm, ScreeningForm
 from trial.models import ParticipantStatus, VisitState
 from trial.services import participant_enrol, participant_screen
+from trial.worklists import WorkListFilter
 
 PAGE_SIZE = 50
 
@@ -132,9 +133,22 @@ def enrol(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET"])
 def reconsent_list(request: HttpRequest) -> HttpResponse:
-    """The coordinator's list of participants on study who signed an outdated consent form version (2 queries)."""
-    current, outdated = participants_to_reconsent(request.user)
-    context = {"current": current, "participants": list(outdated), "today": timezone.localdate()}
+    """The coordinator's list of participants on study who signed an outdated consent form version, of one of the
+    user's sites if asked, paginated: a fixed number of SQL queries at any size."""
+    sites = list(access.sites(request.user).order_by("number"))
+    filter_form = WorkListFilter(request.GET, sites=sites, states=())
+    number = filter_form.valid("site")
+    current, outdated = participants_to_reconsent(
+        request.user, site_ids=[site.pk for site in sites if number is None or site.number == number]
+    )
+    page = Paginator(outdated, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "current": current,
+        "filter_form": filter_form,
+        "page": page,
+        "participants": page.object_list,
+        "today": timezone.localdate(),
+    }
     return render(request, "trial/reconsent_list.html", context)
 
 

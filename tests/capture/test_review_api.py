@@ -644,6 +644,55 @@ def test_signature_list_filters_by_participant(visits, investigator1):
     assert len(client.get(f"/api/v1/signatures/?participant={visits[1].participant_id}").json()["results"]) == 1
 
 
+def bulk_signatures(user: object, enrollers: dict[Site, object], count: int) -> None:
+    """`count` participants at each site (enrolled by its coordinator) with a casebook signature each, a day apart
+    (the services are tested elsewhere)."""
+    now = timezone.now()
+    for site, coordinator in enrollers.items():
+        people = [enrolled(coordinator, site, days_ago=30) for _ in range(count)]
+        Signature.objects.bulk_create(
+            Signature(
+                participant=person,
+                signed_by=user,
+                signed_at=now - datetime.timedelta(days=n),
+                meaning=SIGNATURE_MEANING,
+            )
+            for n, person in enumerate(people)
+        )
+
+
+# Token, memberships, the count, the page of signatures (participant, visit, signer joined).
+SIGNATURE_LIST_QUERIES = 4
+
+
+def test_signature_list_runs_the_same_queries_at_3_and_60_participants(
+    django_assert_num_queries, site1, site2, investigator1, coordinator1, coordinator2, datamanager
+):
+    """A count and a page, newest first, walked on an index: the same statements at any size; a coordinator's list
+    holds only their site's."""
+    client = api(datamanager)
+    bulk_signatures(investigator1, {site1: coordinator1, site2: coordinator2}, 3)
+    with django_assert_num_queries(SIGNATURE_LIST_QUERIES):
+        small = client.get("/api/v1/signatures/").json()
+    assert small["count"] == len(small["results"]) == 6
+    bulk_signatures(investigator1, {site1: coordinator1, site2: coordinator2}, 57)
+    with django_assert_num_queries(SIGNATURE_LIST_QUERIES):
+        large = client.get("/api/v1/signatures/").json()
+    assert (large["count"], len(large["results"])) == (120, 50)
+    times = [row["signed_at"] for row in large["results"]]
+    assert times == sorted(times, reverse=True)
+    coordinator = api(coordinator1)
+    coordinator.get("/api/v1/signatures/")
+    with django_assert_num_queries(SIGNATURE_LIST_QUERIES):
+        mine = coordinator.get("/api/v1/signatures/?limit=1000").json()
+    sites = set(
+        Participant.objects.filter(pk__in=[row["participant"] for row in mine["results"]]).values_list(
+            "site__number", flat=True
+        )
+    )
+    assert mine["count"] == 60 and sites == {1}
+
+
 # --- Locks ---------------------------------------------------------------------------------------------
 
 

@@ -757,6 +757,17 @@ LIST_QUERIES = 4
 DETAIL_QUERIES = 4
 
 
+def test_list_is_by_site_subject_and_number(participant, participant2, monitor, coordinator1):
+    """The list walks the subject IDs' index: a subject ID starts with its site's number, so that is site order."""
+    bulk_events(participant2, 3)
+    bulk_events(participant, 3)
+    rows = api(monitor).get(f"{URL}?limit=1000").json()["results"]
+    numbers = dict(AdverseEvent.objects.values_list("pk", "number"))
+    keys = [(row["site"], row["subject_id"], numbers[row["id"]]) for row in rows]
+    assert keys == sorted(keys) and {key[0] for key in keys} == {1, 2}
+    assert {row["subject_id"] for row in api(coordinator1).get(URL).json()["results"]} == {participant.subject_id}
+
+
 @pytest.mark.parametrize("count", [10, 500])
 def test_list_uses_constant_queries(django_assert_num_queries, participant, coordinator1, count):
     bulk_events(participant, count)
@@ -869,8 +880,9 @@ def bulk_enrolled(site: Site, user: object, count: int) -> list[Participant]:
     return people
 
 
-# Token, memberships, the site numbers, the participants, their death reports, their survival contacts.
-SURVIVAL_QUERIES = 6
+# Token, memberships; the count and the page of participants; the page's participants with their last visit, their
+# death reports, their survival contacts.
+SURVIVAL_QUERIES = 7
 
 
 @pytest.mark.parametrize("count", [10, 200])
@@ -881,6 +893,25 @@ def test_survival_uses_constant_queries(django_assert_num_queries, site1, coordi
         data = client.get("/api/v1/survival/?limit=1000").json()
     assert data["count"] == count
     assert sum(row["died"] for row in data["results"]) == len(range(0, count, 3))
+
+
+def test_survival_derives_only_the_page_it_lists(django_assert_num_queries, site1, site2, coordinator1, monitor):
+    """A page of participants, by site and subject, then the survival of those alone: the same statements on any
+    page, each row the one the whole list holds at its place."""
+    bulk_enrolled(site1, coordinator1, 120)
+    bulk_enrolled(site2, coordinator1, 30)
+    client = api(monitor)
+    everyone = client.get("/api/v1/survival/?limit=1000").json()["results"]
+    assert [(row["site"], row["subject_id"]) for row in everyone] == sorted(
+        (row["site"], row["subject_id"]) for row in everyone
+    )
+    with django_assert_num_queries(SURVIVAL_QUERIES):
+        page = client.get("/api/v1/survival/?limit=50&offset=100").json()
+    assert page["count"] == 150
+    assert page["results"] == everyone[100:150]
+    assert page["previous"] and not page["next"]
+    mine = api(coordinator1).get("/api/v1/survival/?limit=1000").json()
+    assert mine["count"] == 120 and {row["site"] for row in mine["results"]} == {1}
 
 
 # --- Death report --------------------------------------------------------------------------------------------

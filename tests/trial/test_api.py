@@ -552,6 +552,22 @@ def test_visits_list_uses_constant_queries(django_assert_num_queries, coordinato
     assert len(response.json()["results"]) == 9 * count
 
 
+def test_lists_are_by_site_and_screening_number(request, coordinator1, coordinator2, site1, site2):
+    """The screening number starts with the site's number, so ordering by it (on its index, no join of the sites)
+    lists by site; a coordinator's lists hold their own site's alone."""
+    bulk_enrolled(site2, coordinator2, 3)
+    bulk_enrolled(site1, coordinator1, 3)
+    monitor = request.getfixturevalue("monitor")
+    people = api(monitor).get("/api/v1/participants/").json()["results"]
+    keys = [(row["site"], row["screening_number"]) for row in people]
+    assert keys == sorted(keys) and {site for site, _number in keys} == {1, 2}
+    visits = api(monitor).get("/api/v1/visits/?limit=500").json()["results"]
+    order = [row["id"] for row in people]
+    assert [row["participant"] for row in visits] == sorted((row["participant"] for row in visits), key=order.index)
+    mine = api(coordinator1).get("/api/v1/participants/").json()["results"]
+    assert {row["site"] for row in mine} == {1} and len(mine) == 3
+
+
 @pytest.mark.parametrize("count", [10, 200])
 def test_participant_detail_uses_constant_queries(django_assert_num_queries, coordinator1, site1, count):
     participant = bulk_enrolled(site1, coordinator1, count)[0]

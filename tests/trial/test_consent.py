@@ -110,11 +110,62 @@ def test_the_list_page_shows_only_the_users_outdated_participants(
     theirs = on_old_version(coordinator2, site2)
     client = as_user(coordinator1)
     client.get(reverse("trial:reconsent_list"))  # warm the protocol caches and the session
-    with django_assert_num_queries(4):  # session, user and memberships; the latest protocol; the participants
+    with django_assert_num_queries(RECONSENT_QUERIES):
         content = client.get(reverse("trial:reconsent_list")).content.decode()
     for participant in mine:
         assert f'data-participant="{participant.pk}"' in content
     assert f'data-participant="{theirs.pk}"' not in content
+
+
+# Session, user and memberships; the user's sites; the latest protocol; the count and the page of participants.
+RECONSENT_QUERIES = 6
+
+
+def test_the_list_page_runs_the_same_queries_at_3_and_120_participants(
+    as_user, datamanager, coordinator1, coordinator2, site1, site2, django_assert_num_queries
+):
+    """Paginated: a count and a page of participants at any size, the site filter narrowing both."""
+    url = reverse("trial:reconsent_list")
+    client = as_user(datamanager)
+    for n in range(3):
+        on_old_version(coordinator1, site1, initials=f"A{'BCD'[n]}")
+    client.get(url)  # warm the protocol caches and the session
+    with django_assert_num_queries(RECONSENT_QUERIES):
+        response = client.get(url)
+    assert response.context["page"].paginator.count == 3
+    Participant.objects.bulk_create(
+        Participant(
+            site=site,
+            protocol=protocol_current(),
+            screening_number=f"S{site.number:02d}-9{n:03d}",
+            subject_id=f"{site.number:02d}-9{n:03d}",
+            initials="XY",
+            sex="F",
+            date_of_birth=datetime.date(1970, 1, 1),
+            status="enrolled",
+            arm=protocol_current().arms.get(code="MSC"),
+            enrolment_date=OLD,
+            icf_version="1.0",
+            icf_date=OLD,
+            created_by=coordinator1,
+        )
+        for site in (site1, site2)
+        for n in range(60)
+    )
+    with django_assert_num_queries(RECONSENT_QUERIES):
+        response = client.get(url)
+    page = response.context["page"]
+    assert (page.paginator.count, len(page.object_list), page.paginator.num_pages) == (123, 50, 3)
+    assert [p.site.number for p in page.object_list] == [1] * 50  # by site (the screening number's prefix)
+    with django_assert_num_queries(RECONSENT_QUERIES):
+        last = client.get(url, {"site": 2, "page": 2})
+    assert last.context["page"].paginator.count == 60
+    assert {p.site.number for p in last.context["page"].object_list} == {2}
+    assert len(last.context["page"].object_list) == 10
+    # A coordinator of site 1 sees only site 1's, and asking for site 2 narrows nothing beyond their own sites.
+    mine = as_user(coordinator1).get(url)
+    assert mine.context["page"].paginator.count == 63
+    assert as_user(coordinator1).get(url, {"site": 2}).context["page"].paginator.count == 63
 
 
 def test_the_reconsent_page_saves_and_refuses(as_user, coordinator1, coordinator2, monitor, site1):
