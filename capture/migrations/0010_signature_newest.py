@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('capture', '0008_scale_summary'),
+        ('capture', '0009_form_queries_unresolved'),
         ('trial', '0009_chinese_itemdefinition_group_zh'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
