@@ -211,7 +211,7 @@ class _Datasets:
             for pk, item in self.items.items()
             if item.form in self.lab_forms
         }
-        value_rows = self.value_query().iterator(chunk_size=selectors.CHUNK)
+        value_rows = selectors.read_ahead(self.value_query())
         for subject, visits in selectors.casebooks(selectors.subjects_with_visit_dates(self.scope), value_rows):
             key = self._key(subject.subject)
             key_text = _line(key)
