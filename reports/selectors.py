@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
-from itertools import groupby
+from itertools import chain, groupby
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, F, Func, OuterRef, Q, QuerySet, Subquery, TextField, When
 from django.db.models.functions import Cast, Coalesce
+from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.constants import MULTI
 from django.utils.translation import gettext as _
 
@@ -258,13 +259,16 @@ def read_ahead(queryset: QuerySet, chunk_size: int = CHUNK) -> Iterator[tuple]:
     columns need no conversion; otherwise, and on SQLite, the plain iterator.
     """
     if connection.vendor != "postgresql" or not connection.in_atomic_block:
-        yield from queryset.iterator(chunk_size=chunk_size)
-        return
+        return queryset.iterator(chunk_size=chunk_size)
     compiler = queryset.query.get_compiler(queryset.db)
     compiler.setup_query()
     if compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]]):
-        yield from queryset.iterator(chunk_size=chunk_size)
-        return
+        return queryset.iterator(chunk_size=chunk_size)
+    return chain.from_iterable(_fetched_ahead(compiler, chunk_size))  # rows taken from their chunk in C
+
+
+def _fetched_ahead(compiler: SQLCompiler, chunk_size: int) -> Iterator[list[tuple]]:
+    """The chunks of rows of the compiled query, each fetched by a thread while the caller works on the last."""
     chunks = compiler.execute_sql(MULTI, chunked_fetch=True, chunk_size=chunk_size)
     ready: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -292,7 +296,7 @@ def read_ahead(queryset: QuerySet, chunk_size: int = CHUNK) -> Iterator[tuple]:
         while (rows := ready.get()) is not None:
             if isinstance(rows, BaseException):
                 raise rows
-            yield from rows
+            yield rows
     finally:
         stop.set()
         while fetcher.is_alive():  # let a fetch waiting on a full queue see the stop

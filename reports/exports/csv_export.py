@@ -55,7 +55,7 @@ from reports.exports.metadata import (
     subject_values,
 )
 from reports.exports.record_meta import SAFETY_EVENT
-from reports.selectors import ExportScope, SubjectRow, ValueRow
+from reports.selectors import ExportScope, SubjectRow
 from trial.models import Site
 
 # Excel, which the sites' data managers open CSV files with, reads a file without a byte order mark in the
@@ -200,72 +200,61 @@ class _Datasets:
         return selectors.value_queryset(self.scope, flags=True)
 
     def _one_read(self, wide: dict[str, "_SpoolWriter"]) -> Iterator[list[list[str]] | str]:
-        """LAB_LONG's rows, a batch per visit; meanwhile every visit's wide rows go to their datasets' files."""
+        """LAB_LONG's rows, a batch per visit; meanwhile every visit's wide rows go to their datasets' files.
+
+        One loop over the values does both, as csv.writer would write them (a row per form and visit, and one per
+        laboratory value): what a row says of its visit and item is written once per visit or item, numbers and
+        dates never need quoting or the apostrophe, and only free text and codes are checked.
+        """
         yield [list(LAB_COLUMNS)]
-        form_of = {pk: item.form for pk, item in self.items.items()}
-        columns = {code: self._columns(code) for code in wide}
-        # What a lab row says of its item, worked out (and written as CSV) once per item rather than per value; and
-        # whether its values may need quoting (free text and codes) or never do (numbers, dates).
-        described = {
-            pk: (item.code, _line([item.form, item.code, item.unit, *map(plain, item.ref_range)]), item.escaped)
-            for pk, item in self.items.items()
-            if item.form in self.lab_forms
-        }
+        widths = {code: len(self.codes[code]) for code in wide}
+        # {item id: (form, column, code, whether its values may need quoting, its part of a LAB_LONG row)}: the
+        # part is None outside the laboratory panels and "" for the sample date, which is a column of the row.
+        item_of = {}
+        for pk, item in self.items.items():
+            if item.form not in wide:
+                continue
+            lab = None
+            if item.form in self.lab_forms:
+                lab = (
+                    ""
+                    if item.code == LAB_DATE_ITEM
+                    else _line([item.form, item.code, item.unit, *map(plain, item.ref_range)])
+                )
+            item_of[pk] = (item.form, self.codes[item.form].index(item.code), item.code, item.escaped, lab)
         value_rows = selectors.read_ahead(self.value_query())
         for subject, visits in selectors.casebooks(selectors.subjects_with_visit_dates(self.scope), value_rows):
-            key = self._key(subject.subject)
-            key_text = _line(key)
+            key_text = _line(self._key(subject.subject))
             for rows in visits:
                 visit = rows[0][1]
                 visit_text = f"{key_text},{self.event_fields[visit]},{subject.visit_dates.get(visit, '')}"
-                by_form: dict[str, list[ValueRow]] = {}
-                for row in rows:
-                    by_form.setdefault(form_of[row[2]], []).append(row)
-                for form_code, form_rows in by_form.items():
+                # {form: (its cells, its items without a value, its LAB_LONG rows without their head, sample date)}
+                filled: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
+                for _participant, _visit, item_id, value, missing_reason, flags in rows:
+                    form_code, column, code, escaped, lab = item_of[item_id]
+                    entry = filled.get(form_code)
+                    if entry is None:
+                        entry = filled[form_code] = ([""] * widths[form_code], [], [], [])
+                    cell = _field(spreadsheet_cell(value)) if escaped else value
+                    if missing_reason:
+                        entry[1].append(f"{code}={missing_reason}")
+                    else:
+                        entry[0][column] = cell
+                    if lab:
+                        entry[2].append(f"{lab},{cell},{_flag_text(flags)},{missing_reason}\r\n")
+                    elif lab is not None and not entry[3]:
+                        entry[3].append(value)
+                for form_code, (cells, missing, lab_rows, sample_date) in filled.items():
                     wide[form_code].write_line(
-                        _wide_line(visit_text, form_rows, self.codes[form_code], columns[form_code])
+                        f"{visit_text},{','.join(cells)},{_field(spreadsheet_cell(' '.join(missing)))}\r\n"
                     )
-                    if form_code in self.lab_forms:
-                        yield _lab_lines(visit_text, form_rows, described)
+                    if lab_rows:
+                        head = f"{visit_text},{sample_date[0] if sample_date else ''},"
+                        yield head + head.join(lab_rows)
 
     @property
     def visit_forms_order(self) -> list[str]:
         return [*self.other_forms, *self.lab_forms]
-
-    def _columns(self, form_code: str) -> dict[int, tuple[int, bool]]:
-        """{item id: (column, whether its values may need quoting)} of a form's items in every version."""
-        column = {code: index for index, code in enumerate(self.codes[form_code])}
-        return {pk: (column[item.code], item.escaped) for pk, item in self.items.items() if item.form == form_code}
-
-
-def _wide_line(visit_text: str, rows: list[ValueRow], codes: list[str], columns: dict) -> str:
-    """A visit's row of a wide dataset as CSV text, built by hand as csv.writer would write it (one per form and
-    visit): the key and visit part comes written, numbers and dates never need quoting or the apostrophe, and only
-    free text and codes are checked."""
-    cells, missing = [""] * len(codes), []
-    for _participant, _visit, item_id, value, missing_reason, _flags in rows:
-        column, escaped = columns[item_id]
-        if missing_reason:
-            missing.append(f"{codes[column]}={missing_reason}")
-        else:
-            cells[column] = _field(spreadsheet_cell(value)) if escaped else value
-    return f"{visit_text},{','.join(cells)},{_field(spreadsheet_cell(' '.join(missing)))}\r\n"
-
-
-def _lab_lines(key: str, rows: list[ValueRow], described: dict) -> str:
-    """A visit's LAB_LONG rows of one panel as CSV text. Built by hand, as csv.writer would write them, because
-    there is one per laboratory value: the key, visit and item parts are written once per participant, event or
-    item, dates never need quoting, and a value is checked only if it may."""
-    sample_date = next((row[3] for row in rows if described[row[2]][0] == LAB_DATE_ITEM), "")
-    head = f"{key},{sample_date}"
-    lines = []
-    for _participant, _visit, item_id, value, missing_reason, flags in rows:
-        code, item, quoted = described[item_id]
-        if code != LAB_DATE_ITEM:
-            flag = _flag_text(flags)
-            cell = _field(spreadsheet_cell(value)) if quoted else value
-            lines.append(f"{head},{item},{cell},{flag},{missing_reason}\r\n")
-    return "".join(lines)
 
 
 @functools.lru_cache(maxsize=64)
