@@ -55,7 +55,7 @@ from reports.exports.metadata import (
     subject_values,
 )
 from reports.exports.record_meta import SAFETY_EVENT
-from reports.selectors import ExportScope, SubjectRow
+from reports.selectors import ExportScope, SubjectKey, SubjectRow
 from trial.models import Site
 
 # Excel, which the sites' data managers open CSV files with, reads a file without a byte order mark in the
@@ -167,7 +167,7 @@ class _Datasets:
         self.lab_forms = [code for code in visit_forms if LAB_DATE_ITEM in self.codes[code]]
         self.other_forms = [code for code in visit_forms if code not in self.lab_forms]
 
-    def _key(self, subject: SubjectRow) -> list[str]:
+    def _key(self, subject: SubjectRow | SubjectKey) -> list[str]:
         return [subject.key, f"{self.scope.site_number(subject.site_id):02d}", self.arms.get(subject.arm_id, "")]
 
     def participant_form(self, form_code: str) -> Iterator[list[list[str]]]:
