@@ -8,7 +8,7 @@ protocol (its versions and forms), never on the number of participants.
 import datetime
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,7 +18,7 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import BigIntegerField, Case, F, Func, OuterRef, Q, QuerySet, Subquery, TextField, When
 from django.db.models.functions import Cast, Coalesce
 from django.db.models.sql.compiler import SQLCompiler
@@ -287,31 +287,56 @@ def read_ahead(queryset: QuerySet, chunk_size: int = CHUNK) -> Iterator[tuple]:
     compiler.setup_query()
     if compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]]):
         return queryset.iterator(chunk_size=chunk_size)
-    return chain.from_iterable(_fetched_ahead(compiler, chunk_size))  # rows taken from their chunk in C
+    return _Rows(_fetched_ahead(compiler, chunk_size))
+
+
+class _Rows:
+    """The rows of a stream of chunks, taken from their chunk in C (one per value: no Python frame per row), and
+    `close()`, which stops the stream's thread."""
+
+    def __init__(self, chunks: Generator[list[tuple], None, None]) -> None:
+        self.chunks = chunks
+        self.rows = chain.from_iterable(chunks)
+
+    def __iter__(self) -> Iterator[tuple]:
+        return self.rows
+
+    def __next__(self) -> tuple:
+        return next(self.rows)
+
+    def close(self) -> None:
+        self.chunks.close()
 
 
 def _fetched_ahead(compiler: SQLCompiler, chunk_size: int) -> Iterator[list[tuple]]:
     """The chunks of rows of the compiled query, each fetched by a thread while the caller works on the last."""
     chunks = compiler.execute_sql(MULTI, chunked_fetch=True, chunk_size=chunk_size)
-    ready: queue.Queue = queue.Queue(maxsize=2)
+    ready: queue.Queue = queue.Queue(maxsize=1)  # a chunk ready while the caller works on one: 3 held at most
     stop = threading.Event()
+
+    def hand_over(item: object) -> bool:
+        """Put a chunk (an error, or None at the end) in the queue, unless the caller has stopped reading."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def fetch() -> None:
         try:
             for rows in chunks:
-                while not stop.is_set():
-                    try:
-                        ready.put(rows, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over(rows):
                     break
         except BaseException as error:  # handed to the caller, raised there
-            ready.put(error)
+            hand_over(error)
         finally:
-            chunks.close()  # closes the cursor
-            ready.put(None)
+            try:
+                chunks.close()  # closes the cursor
+            except DatabaseError:
+                pass  # the transaction ended first (a download given up) and took the cursor with it
+            hand_over(None)
 
     fetcher = threading.Thread(target=fetch, name="export-read-ahead", daemon=True)
     fetcher.start()

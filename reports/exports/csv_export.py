@@ -25,6 +25,7 @@ temporary files (on disk: about a fifth of the CSV text) and follow it. Memory h
 participant's, whatever the size of the trial.
 """
 
+import contextlib
 import csv
 import functools
 import io
@@ -223,34 +224,35 @@ class _Datasets:
                 )
             item_of[pk] = (item.form, self.codes[item.form].index(item.code), item.code, item.escaped, lab)
         value_rows = selectors.read_ahead(self.value_query())
-        for subject, visits in selectors.casebooks(selectors.subjects_with_visit_dates(self.scope), value_rows):
-            key_text = _line(self._key(subject.subject))
-            for rows in visits:
-                visit = rows[0][1]
-                visit_text = f"{key_text},{self.event_fields[visit]},{subject.visit_dates.get(visit, '')}"
-                # {form: (its cells, its items without a value, its LAB_LONG rows without their head, sample date)}
-                filled: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
-                for _participant, _visit, item_id, value, missing_reason, flags in rows:
-                    form_code, column, code, escaped, lab = item_of[item_id]
-                    entry = filled.get(form_code)
-                    if entry is None:
-                        entry = filled[form_code] = ([""] * widths[form_code], [], [], [])
-                    cell = _field(spreadsheet_cell(value)) if escaped else value
-                    if missing_reason:
-                        entry[1].append(f"{code}={missing_reason}")
-                    else:
-                        entry[0][column] = cell
-                    if lab:
-                        entry[2].append(f"{lab},{cell},{_flag_text(flags)},{missing_reason}\r\n")
-                    elif lab is not None and not entry[3]:
-                        entry[3].append(value)
-                for form_code, (cells, missing, lab_rows, sample_date) in filled.items():
-                    wide[form_code].write_line(
-                        f"{visit_text},{','.join(cells)},{_field(spreadsheet_cell(' '.join(missing)))}\r\n"
-                    )
-                    if lab_rows:
-                        head = f"{visit_text},{sample_date[0] if sample_date else ''},"
-                        yield head + head.join(lab_rows)
+        with contextlib.closing(value_rows):  # its thread stopped before the transaction ends
+            for subject, visits in selectors.casebooks(selectors.subjects_with_visit_dates(self.scope), value_rows):
+                key_text = _line(self._key(subject.subject))
+                for rows in visits:
+                    visit = rows[0][1]
+                    visit_text = f"{key_text},{self.event_fields[visit]},{subject.visit_dates.get(visit, '')}"
+                    # {form: (its cells, its items without a value, its LAB_LONG rows without their head, sample date)}
+                    filled: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
+                    for _participant, _visit, item_id, value, missing_reason, flags in rows:
+                        form_code, column, code, escaped, lab = item_of[item_id]
+                        entry = filled.get(form_code)
+                        if entry is None:
+                            entry = filled[form_code] = ([""] * widths[form_code], [], [], [])
+                        cell = _field(spreadsheet_cell(value)) if escaped else value
+                        if missing_reason:
+                            entry[1].append(f"{code}={missing_reason}")
+                        else:
+                            entry[0][column] = cell
+                        if lab:
+                            entry[2].append(f"{lab},{cell},{_flag_text(flags)},{missing_reason}\r\n")
+                        elif lab is not None and not entry[3]:
+                            entry[3].append(value)
+                    for form_code, (cells, missing, lab_rows, sample_date) in filled.items():
+                        wide[form_code].write_line(
+                            f"{visit_text},{','.join(cells)},{_field(spreadsheet_cell(' '.join(missing)))}\r\n"
+                        )
+                        if lab_rows:
+                            head = f"{visit_text},{sample_date[0] if sample_date else ''},"
+                            yield head + head.join(lab_rows)
 
     @property
     def visit_forms_order(self) -> list[str]:

@@ -282,7 +282,7 @@ def test_a_reader_that_stops_early_leaves_no_thread_behind(entered, datamanager)
     with consistent_reads():
         rows = read_ahead(queryset, chunk_size=3)
         first = next(rows)
-        del rows
+        rows.close()
         assert first == next(queryset.iterator(chunk_size=3))
     assert not [thread for thread in threading.enumerate() if thread.name == "export-read-ahead"]
     assert ItemValue.objects.count() > 0
