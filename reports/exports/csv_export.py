@@ -237,7 +237,12 @@ class _Datasets:
                         entry = filled.get(form_code)
                         if entry is None:
                             entry = filled[form_code] = ([""] * widths[form_code], [], [], [])
-                        cell = _field(spreadsheet_cell(value)) if escaped else value
+                        cell = value
+                        if escaped:  # free text or a code: the apostrophe and the quotes if it needs them
+                            if value[:1] in _FORMULA_STARTS:
+                                cell = spreadsheet_cell(value)
+                            if _NEEDS_QUOTES.search(cell):
+                                cell = '"' + cell.replace('"', '""') + '"'
                         if missing_reason:
                             entry[1].append(f"{code}={missing_reason}")
                         else:
@@ -290,7 +295,8 @@ def spreadsheet_cell(text: str) -> str:
 
 
 def spreadsheet_row(row: list[str]) -> list[str]:
-    return [spreadsheet_cell(cell) if isinstance(cell, str) else cell for cell in row]
+    # spreadsheet_cell only where the first character may begin a formula: it is called for every cell written
+    return [spreadsheet_cell(cell) if isinstance(cell, str) and cell[:1] in _FORMULA_STARTS else cell for cell in row]
 
 
 class _SpoolWriter:
