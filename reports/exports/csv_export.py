@@ -67,6 +67,8 @@ FLUSH_CHARACTERS = 64 * 1024
 # Ten datasets are spooled at once, so each keeps less in memory than the one that streams.
 SPOOL_CHARACTERS = 4 * 1024
 KEY_COLUMNS = ("subject", "site", "arm", "visit", "visit_date")
+# The datasets of the participant (the screening and enrolment), in the archive's order.
+PARTICIPANT_FORMS = (SCREEN_FORM, ELIG_FORM, CRITERIA_FORM, ENROL_FORM)
 LAB_COLUMNS = (
     *KEY_COLUMNS,
     "sample_date",
@@ -97,10 +99,7 @@ def _members(scope: ExportScope) -> Iterator[tuple[str, Iterable[bytes]]]:
         datasets = _Datasets(scope, versions)
         yield "data_dictionary.csv", _encoded([list(dictionary(versions))])
         yield f"{SITES_DATASET}.csv", _encoded([[list(SITE_COLUMNS)], [_site_row(site) for site in scope.sites]])
-        yield f"{SCREEN_FORM}.csv", _encoded(datasets.participant_form(SCREEN_FORM))
-        yield f"{ELIG_FORM}.csv", _encoded(datasets.participant_form(ELIG_FORM))
-        yield f"{CRITERIA_FORM}.csv", _encoded(datasets.criteria())
-        yield f"{ENROL_FORM}.csv", _encoded(datasets.participant_form(ENROL_FORM))
+        yield from datasets.participant_forms()
         yield from datasets.visit_forms()
         yield f"{AE_DATASET}.csv", _encoded(ae_rows(scope))
         yield f"{SURVIVAL_DATASET}.csv", _encoded(survival_rows(scope))
@@ -171,23 +170,32 @@ class _Datasets:
     def _key(self, subject: SubjectRow | SubjectKey) -> list[str]:
         return [subject.key, f"{self.scope.site_number(subject.site_id):02d}", self.arms.get(subject.arm_id, "")]
 
-    def participant_form(self, form_code: str) -> Iterator[list[list[str]]]:
-        """SCREEN, ELIG or ENROL: a row per screened candidate, dated by the screening or the enrolment."""
-        codes = self.codes[form_code]
-        yield [[*KEY_COLUMNS, *codes]]
-        for subject in selectors.subjects(self.scope):
-            values = subject_values(self.metas[subject.protocol_id], subject)
-            day = values[ENROL_FORM]["ENRLDAT"] if form_code == ENROL_FORM else values[SCREEN_FORM]["SCRDAT"]
-            yield [[*self._key(subject), SCREENING_EVENT, day, *(values[form_code].get(c, "") for c in codes)]]
+    def participant_forms(self) -> Iterator[tuple[str, Iterable[bytes]]]:
+        """SCREEN, ELIG, IE and ENROL from one read of the subjects: SCREEN streams while the others are written to
+        temporary files, and follow it."""
+        spooled = {code: _SpoolWriter([*KEY_COLUMNS, *self.codes[code]]) for code in PARTICIPANT_FORMS[1:]}
+        yield f"{SCREEN_FORM}.csv", _encoded(self._participant_rows(spooled))
+        for form_code, writer in spooled.items():
+            yield f"{form_code}.csv", _spooled(writer.finish())
 
-    def criteria(self) -> Iterator[list[list[str]]]:
-        """IE: a row per screened candidate and criterion, with the answer, the result and why it is not met."""
-        codes = self.codes[CRITERIA_FORM]
-        yield [[*KEY_COLUMNS, *codes]]
+    def _participant_rows(self, spooled: dict[str, "_SpoolWriter"]) -> Iterator[list[list[str]]]:
+        """A row per screened candidate of SCREEN, ELIG and ENROL, dated by the screening or the enrolment; and of
+        IE, a row per candidate and criterion, with the answer, the result and why it is not met."""
+        yield [[*KEY_COLUMNS, *self.codes[SCREEN_FORM]]]
+        codes = {code: self.codes[code] for code in (SCREEN_FORM, ELIG_FORM, ENROL_FORM, CRITERIA_FORM)}
         for subject in selectors.subjects(self.scope):
-            key = [*self._key(subject), SCREENING_EVENT, plain(subject.screening_date)]
-            rows = criterion_values(self.metas[subject.protocol_id], subject)
-            yield [[*key, *(row.get(c, "") for c in codes)] for row in rows]
+            meta = self.metas[subject.protocol_id]
+            key = self._key(subject)
+            values = subject_values(meta, subject)
+            screened = values[SCREEN_FORM]["SCRDAT"]
+            for form_code in (ELIG_FORM, ENROL_FORM):
+                day = values[ENROL_FORM]["ENRLDAT"] if form_code == ENROL_FORM else screened
+                row = [*key, SCREENING_EVENT, day, *(values[form_code].get(c, "") for c in codes[form_code])]
+                spooled[form_code].write(row)
+            criteria_key = [*key, SCREENING_EVENT, plain(subject.screening_date)]
+            for row in criterion_values(meta, subject):
+                spooled[CRITERIA_FORM].write([*criteria_key, *(row.get(c, "") for c in codes[CRITERIA_FORM])])
+            yield [[*key, SCREENING_EVENT, screened, *(values[SCREEN_FORM].get(c, "") for c in codes[SCREEN_FORM])]]
 
     def visit_forms(self) -> Iterator[tuple[str, Iterable[bytes]]]:
         """LAB_LONG, then the wide dataset of each form collected at visits, all from one read of the values."""
