@@ -20,11 +20,13 @@ written with a leading apostrophe, OWASP's rule against CSV injection; numbers, 
 The data dictionary says so.
 
 Every item value is read once, in the order the ODM export reads them (participant, visit, item), and written as
-it comes. A zip holds one member after another, so while LAB_LONG streams, the wide datasets are written to
-temporary files (on disk: about a fifth of the CSV text) and follow it. Memory holds one chunk of rows and one
-participant's, whatever the size of the trial.
+it comes; on PostgreSQL a thread fetches the next chunk of values while this one is written (selectors.read_ahead).
+A zip holds one member after another, so while LAB_LONG streams, the wide datasets are written to temporary files
+(on disk: about a fifth of the CSV text) and follow it; likewise ELIG, IE and ENROL while SCREEN streams, from one
+read of the subjects. Memory holds a few chunks of rows and one participant's, whatever the size of the trial.
 """
 
+import contextlib
 import csv
 import functools
 import io
@@ -55,7 +57,7 @@ from reports.exports.metadata import (
     subject_values,
 )
 from reports.exports.record_meta import SAFETY_EVENT
-from reports.selectors import ExportScope, SubjectRow, ValueRow
+from reports.selectors import ExportScope, SubjectKey, SubjectRow
 from trial.models import Site
 
 # Excel, which the sites' data managers open CSV files with, reads a file without a byte order mark in the
@@ -66,6 +68,8 @@ FLUSH_CHARACTERS = 64 * 1024
 # Ten datasets are spooled at once, so each keeps less in memory than the one that streams.
 SPOOL_CHARACTERS = 4 * 1024
 KEY_COLUMNS = ("subject", "site", "arm", "visit", "visit_date")
+# The datasets of the participant (the screening and enrolment), in the archive's order.
+PARTICIPANT_FORMS = (SCREEN_FORM, ELIG_FORM, CRITERIA_FORM, ENROL_FORM)
 LAB_COLUMNS = (
     *KEY_COLUMNS,
     "sample_date",
@@ -96,10 +100,7 @@ def _members(scope: ExportScope) -> Iterator[tuple[str, Iterable[bytes]]]:
         datasets = _Datasets(scope, versions)
         yield "data_dictionary.csv", _encoded([list(dictionary(versions))])
         yield f"{SITES_DATASET}.csv", _encoded([[list(SITE_COLUMNS)], [_site_row(site) for site in scope.sites]])
-        yield f"{SCREEN_FORM}.csv", _encoded(datasets.participant_form(SCREEN_FORM))
-        yield f"{ELIG_FORM}.csv", _encoded(datasets.participant_form(ELIG_FORM))
-        yield f"{CRITERIA_FORM}.csv", _encoded(datasets.criteria())
-        yield f"{ENROL_FORM}.csv", _encoded(datasets.participant_form(ENROL_FORM))
+        yield from datasets.participant_forms()
         yield from datasets.visit_forms()
         yield f"{AE_DATASET}.csv", _encoded(ae_rows(scope))
         yield f"{SURVIVAL_DATASET}.csv", _encoded(survival_rows(scope))
@@ -167,26 +168,35 @@ class _Datasets:
         self.lab_forms = [code for code in visit_forms if LAB_DATE_ITEM in self.codes[code]]
         self.other_forms = [code for code in visit_forms if code not in self.lab_forms]
 
-    def _key(self, subject: SubjectRow) -> list[str]:
+    def _key(self, subject: SubjectRow | SubjectKey) -> list[str]:
         return [subject.key, f"{self.scope.site_number(subject.site_id):02d}", self.arms.get(subject.arm_id, "")]
 
-    def participant_form(self, form_code: str) -> Iterator[list[list[str]]]:
-        """SCREEN, ELIG or ENROL: a row per screened candidate, dated by the screening or the enrolment."""
-        codes = self.codes[form_code]
-        yield [[*KEY_COLUMNS, *codes]]
-        for subject in selectors.subjects(self.scope):
-            values = subject_values(self.metas[subject.protocol_id], subject)
-            day = values[ENROL_FORM]["ENRLDAT"] if form_code == ENROL_FORM else values[SCREEN_FORM]["SCRDAT"]
-            yield [[*self._key(subject), SCREENING_EVENT, day, *(values[form_code].get(c, "") for c in codes)]]
+    def participant_forms(self) -> Iterator[tuple[str, Iterable[bytes]]]:
+        """SCREEN, ELIG, IE and ENROL from one read of the subjects: SCREEN streams while the others are written to
+        temporary files, and follow it."""
+        spooled = {code: _SpoolWriter([*KEY_COLUMNS, *self.codes[code]]) for code in PARTICIPANT_FORMS[1:]}
+        yield f"{SCREEN_FORM}.csv", _encoded(self._participant_rows(spooled))
+        for form_code, writer in spooled.items():
+            yield f"{form_code}.csv", _spooled(writer.finish())
 
-    def criteria(self) -> Iterator[list[list[str]]]:
-        """IE: a row per screened candidate and criterion, with the answer, the result and why it is not met."""
-        codes = self.codes[CRITERIA_FORM]
-        yield [[*KEY_COLUMNS, *codes]]
+    def _participant_rows(self, spooled: dict[str, "_SpoolWriter"]) -> Iterator[list[list[str]]]:
+        """A row per screened candidate of SCREEN, ELIG and ENROL, dated by the screening or the enrolment; and of
+        IE, a row per candidate and criterion, with the answer, the result and why it is not met."""
+        yield [[*KEY_COLUMNS, *self.codes[SCREEN_FORM]]]
+        codes = {code: self.codes[code] for code in (SCREEN_FORM, ELIG_FORM, ENROL_FORM, CRITERIA_FORM)}
         for subject in selectors.subjects(self.scope):
-            key = [*self._key(subject), SCREENING_EVENT, plain(subject.screening_date)]
-            rows = criterion_values(self.metas[subject.protocol_id], subject)
-            yield [[*key, *(row.get(c, "") for c in codes)] for row in rows]
+            meta = self.metas[subject.protocol_id]
+            key = self._key(subject)
+            values = subject_values(meta, subject)
+            screened = values[SCREEN_FORM]["SCRDAT"]
+            for form_code in (ELIG_FORM, ENROL_FORM):
+                day = values[ENROL_FORM]["ENRLDAT"] if form_code == ENROL_FORM else screened
+                row = [*key, SCREENING_EVENT, day, *(values[form_code].get(c, "") for c in codes[form_code])]
+                spooled[form_code].write(row)
+            criteria_key = [*key, SCREENING_EVENT, plain(subject.screening_date)]
+            for row in criterion_values(meta, subject):
+                spooled[CRITERIA_FORM].write([*criteria_key, *(row.get(c, "") for c in codes[CRITERIA_FORM])])
+            yield [[*key, SCREENING_EVENT, screened, *(values[SCREEN_FORM].get(c, "") for c in codes[SCREEN_FORM])]]
 
     def visit_forms(self) -> Iterator[tuple[str, Iterable[bytes]]]:
         """LAB_LONG, then the wide dataset of each form collected at visits, all from one read of the values."""
@@ -200,72 +210,67 @@ class _Datasets:
         return selectors.value_queryset(self.scope, flags=True)
 
     def _one_read(self, wide: dict[str, "_SpoolWriter"]) -> Iterator[list[list[str]] | str]:
-        """LAB_LONG's rows, a batch per visit; meanwhile every visit's wide rows go to their datasets' files."""
+        """LAB_LONG's rows, a batch per visit; meanwhile every visit's wide rows go to their datasets' files.
+
+        One loop over the values does both, as csv.writer would write them (a row per form and visit, and one per
+        laboratory value): what a row says of its visit and item is written once per visit or item, numbers and
+        dates never need quoting or the apostrophe, and only free text and codes are checked.
+        """
         yield [list(LAB_COLUMNS)]
-        form_of = {pk: item.form for pk, item in self.items.items()}
-        columns = {code: self._columns(code) for code in wide}
-        # What a lab row says of its item, worked out (and written as CSV) once per item rather than per value; and
-        # whether its values may need quoting (free text and codes) or never do (numbers, dates).
-        described = {
-            pk: (item.code, _line([item.form, item.code, item.unit, *map(plain, item.ref_range)]), item.escaped)
-            for pk, item in self.items.items()
-            if item.form in self.lab_forms
-        }
-        value_rows = self.value_query().iterator(chunk_size=selectors.CHUNK)
-        for subject, visits in selectors.casebooks(selectors.subjects_with_visit_dates(self.scope), value_rows):
-            key = self._key(subject.subject)
-            key_text = _line(key)
-            for rows in visits:
-                visit = rows[0][1]
-                visit_text = f"{key_text},{self.event_fields[visit]},{subject.visit_dates.get(visit, '')}"
-                by_form: dict[str, list[ValueRow]] = {}
-                for row in rows:
-                    by_form.setdefault(form_of[row[2]], []).append(row)
-                for form_code, form_rows in by_form.items():
-                    wide[form_code].write_line(
-                        _wide_line(visit_text, form_rows, self.codes[form_code], columns[form_code])
-                    )
-                    if form_code in self.lab_forms:
-                        yield _lab_lines(visit_text, form_rows, described)
+        widths = {code: len(self.codes[code]) for code in wide}
+        # {item id: (form, column, code, whether its values may need quoting, its part of a LAB_LONG row)}: the
+        # part is None outside the laboratory panels and "" for the sample date, which is a column of the row.
+        item_of = {}
+        for pk, item in self.items.items():
+            if item.form not in wide:
+                continue
+            lab = None
+            if item.form in self.lab_forms:
+                lab = (
+                    ""
+                    if item.code == LAB_DATE_ITEM
+                    else _line([item.form, item.code, item.unit, *map(plain, item.ref_range)])
+                )
+            item_of[pk] = (item.form, self.codes[item.form].index(item.code), item.code, item.escaped, lab)
+        value_rows = selectors.read_ahead(self.value_query())
+        with contextlib.closing(value_rows):  # its thread stopped before the transaction ends
+            for subject, visits in selectors.casebooks(selectors.subjects_with_visit_dates(self.scope), value_rows):
+                key_text = _line(self._key(subject.subject))
+                for rows in visits:
+                    visit = rows[0][1]
+                    visit_text = f"{key_text},{self.event_fields[visit]},{subject.visit_dates.get(visit, '')}"
+                    # {form: (its cells, its items without a value, its LAB_LONG rows without their head, sample date)}
+                    filled: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
+                    for _participant, _visit, item_id, value, missing_reason, flags in rows:
+                        form_code, column, code, escaped, lab = item_of[item_id]
+                        entry = filled.get(form_code)
+                        if entry is None:
+                            entry = filled[form_code] = ([""] * widths[form_code], [], [], [])
+                        cell = value
+                        if escaped:  # free text or a code: the apostrophe and the quotes if it needs them
+                            if value[:1] in _FORMULA_STARTS:
+                                cell = spreadsheet_cell(value)
+                            if _NEEDS_QUOTES.search(cell):
+                                cell = '"' + cell.replace('"', '""') + '"'
+                        if missing_reason:
+                            entry[1].append(f"{code}={missing_reason}")
+                        else:
+                            entry[0][column] = cell
+                        if lab:
+                            entry[2].append(f"{lab},{cell},{_flag_text(flags)},{missing_reason}\r\n")
+                        elif lab is not None and not entry[3]:
+                            entry[3].append(value)
+                    for form_code, (cells, missing, lab_rows, sample_date) in filled.items():
+                        wide[form_code].write_line(
+                            f"{visit_text},{','.join(cells)},{_field(spreadsheet_cell(' '.join(missing)))}\r\n"
+                        )
+                        if lab_rows:
+                            head = f"{visit_text},{sample_date[0] if sample_date else ''},"
+                            yield head + head.join(lab_rows)
 
     @property
     def visit_forms_order(self) -> list[str]:
         return [*self.other_forms, *self.lab_forms]
-
-    def _columns(self, form_code: str) -> dict[int, tuple[int, bool]]:
-        """{item id: (column, whether its values may need quoting)} of a form's items in every version."""
-        column = {code: index for index, code in enumerate(self.codes[form_code])}
-        return {pk: (column[item.code], item.escaped) for pk, item in self.items.items() if item.form == form_code}
-
-
-def _wide_line(visit_text: str, rows: list[ValueRow], codes: list[str], columns: dict) -> str:
-    """A visit's row of a wide dataset as CSV text, built by hand as csv.writer would write it (one per form and
-    visit): the key and visit part comes written, numbers and dates never need quoting or the apostrophe, and only
-    free text and codes are checked."""
-    cells, missing = [""] * len(codes), []
-    for _participant, _visit, item_id, value, missing_reason, _flags in rows:
-        column, escaped = columns[item_id]
-        if missing_reason:
-            missing.append(f"{codes[column]}={missing_reason}")
-        else:
-            cells[column] = _field(spreadsheet_cell(value)) if escaped else value
-    return f"{visit_text},{','.join(cells)},{_field(spreadsheet_cell(' '.join(missing)))}\r\n"
-
-
-def _lab_lines(key: str, rows: list[ValueRow], described: dict) -> str:
-    """A visit's LAB_LONG rows of one panel as CSV text. Built by hand, as csv.writer would write them, because
-    there is one per laboratory value: the key, visit and item parts are written once per participant, event or
-    item, dates never need quoting, and a value is checked only if it may."""
-    sample_date = next((row[3] for row in rows if described[row[2]][0] == LAB_DATE_ITEM), "")
-    head = f"{key},{sample_date}"
-    lines = []
-    for _participant, _visit, item_id, value, missing_reason, flags in rows:
-        code, item, quoted = described[item_id]
-        if code != LAB_DATE_ITEM:
-            flag = _flag_text(flags)
-            cell = _field(spreadsheet_cell(value)) if quoted else value
-            lines.append(f"{head},{item},{cell},{flag},{missing_reason}\r\n")
-    return "".join(lines)
 
 
 @functools.lru_cache(maxsize=64)
@@ -299,7 +304,8 @@ def spreadsheet_cell(text: str) -> str:
 
 
 def spreadsheet_row(row: list[str]) -> list[str]:
-    return [spreadsheet_cell(cell) if isinstance(cell, str) else cell for cell in row]
+    # spreadsheet_cell only where the first character may begin a formula: it is called for every cell written
+    return [spreadsheet_cell(cell) if isinstance(cell, str) and cell[:1] in _FORMULA_STARTS else cell for cell in row]
 
 
 class _SpoolWriter:

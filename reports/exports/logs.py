@@ -25,7 +25,7 @@ from capture.models import LogRow, LogValue
 from reports import selectors
 from reports.exports import escape
 from reports.exports.metadata import LOG_EVENT, MISSING_CODELIST, FormMeta, StudyMeta
-from reports.selectors import ExportScope, SubjectRow
+from reports.selectors import ExportScope, SubjectKey
 from trial.models import AuditRecord
 
 # (participant id, form code, repeat key, item id, value text, missing reason, flags JSON)
@@ -213,7 +213,7 @@ def log_dataset(scope: ExportScope, versions: list[StudyMeta], form: FormMeta) -
     arms = {arm_id: code for meta in versions for arm_id, code in meta.arm_by_id.items()}
     yield [[*KEY_COLUMNS, *codes, "missing"]]
     merge = _Merge(log_value_queryset(scope, form_code=form.code).iterator(chunk_size=selectors.CHUNK))
-    for subject in selectors.subjects(scope):
+    for subject in selectors.subject_keys(scope):
         values = merge.of(subject.participant_id)
         if values:
             yield [
@@ -224,7 +224,7 @@ def log_dataset(scope: ExportScope, versions: list[StudyMeta], form: FormMeta) -
 
 def _row(
     scope: ExportScope,
-    subject: SubjectRow,
+    subject: SubjectKey,
     arms: dict[int, str],
     repeat_key: int,
     rows: list[LogValueRow],

@@ -257,3 +257,32 @@ def test_the_export_costs_the_same_statements_whatever_the_number_of_participant
         (s.subject_id, s.end.isoformat(), "true" if s.died else "false") for s in expected
     ]
     assert len(rows) == 6
+
+
+def test_the_values_read_ahead_are_the_iterators_rows_in_one_statement(entered, datamanager, django_assert_num_queries):
+    """On PostgreSQL a thread fetches the next chunk while the export writes this one (selectors.read_ahead):
+    the same rows in the same order as the queryset's iterator, from one statement, counted like any other."""
+    from reports.selectors import consistent_reads, read_ahead, value_queryset
+
+    queryset = value_queryset(export_scope(datamanager), flags=True)
+    expected = list(queryset.iterator(chunk_size=7))
+    with consistent_reads(), django_assert_num_queries(1):
+        assert list(read_ahead(queryset, chunk_size=7)) == expected
+    assert len(expected) > 14
+
+
+def test_a_reader_that_stops_early_leaves_no_thread_behind(entered, datamanager):
+    """A download given up half-way: the thread stops, its cursor closes and the connection serves the next query."""
+    import threading
+
+    from capture.models import ItemValue
+    from reports.selectors import consistent_reads, read_ahead, value_queryset
+
+    queryset = value_queryset(export_scope(datamanager), flags=True)
+    with consistent_reads():
+        rows = read_ahead(queryset, chunk_size=3)
+        first = next(rows)
+        rows.close()
+        assert first == next(queryset.iterator(chunk_size=3))
+    assert not [thread for thread in threading.enumerate() if thread.name == "export-read-ahead"]
+    assert ItemValue.objects.count() > 0
