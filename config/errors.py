@@ -34,8 +34,10 @@ def _explanations() -> dict[int, tuple[str, str]]:
         ),
         500: (
             _("Server error"),
-            _("Something went wrong on our side; it has been logged. Your last change may not have been saved: "
-              "please check it, then try again."),
+            _(
+                "Something went wrong on our side; it has been logged. Your last change may not have been saved: "
+                "please check it, then try again."
+            ),
         ),
     }
 

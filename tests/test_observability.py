@@ -41,10 +41,12 @@ def test_a_sane_request_id_from_the_proxy_is_kept_and_a_hostile_one_replaced(cli
     assert all(line["user"] is None for line in lines)
 
 
-def test_each_task_logs_one_line(sponsor, coordinator1, site1, settings, tmp_path, caplog,
-                                 django_capture_on_commit_callbacks):
+def test_each_task_logs_one_line(
+    sponsor, coordinator1, site1, settings, tmp_path, caplog, django_capture_on_commit_callbacks
+):
     settings.MEDIA_ROOT = tmp_path
     enrolled(coordinator1, site1, days_ago=30)
+
     def task_runs() -> float:
         return observability._counted(observability._redis(), observability.TASK_RUNS_KEY)
 

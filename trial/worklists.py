@@ -61,6 +61,7 @@ class CappedPaginator(Paginator):
     def more(self) -> bool:
         return self._capped[1]
 
+
 Selector = Callable[..., QuerySet]
 
 
