@@ -397,7 +397,16 @@ class Visit(models.Model):
         ]
         ordering = ["participant", "target_date"]
         # The visits to do and to sign (trial/worklists.py, capture/worklists.py): the earliest window end first.
-        indexes = [models.Index(fields=["window_end"], name="visit_window_end_idx")]
+        indexes = [
+            models.Index(fields=["window_end"], name="visit_window_end_idx"),
+            # The visits still to do (trial/worklists.py visits_to_do), by window end: a small part of the table
+            # once the trial is under way, so the list does not walk past every completed visit.
+            models.Index(
+                fields=["window_end", "id"],
+                condition=models.Q(progress__in=["not_started", "in_progress"]),
+                name="visit_open_window_end",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.participant} {self.definition.code}"

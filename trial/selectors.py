@@ -127,7 +127,9 @@ def _visit_counts_by_site(user: object, today: datetime.date) -> QuerySet:
     not_started = Q(progress=VisitProgress.NOT_STARTED)
     return (
         access.visits(user)
-        .filter(participant__status=ParticipantStatus.ENROLLED)
+        # Both counts are of visits not started whose window has opened: read through the open visits' index
+        # (visit_open_window_end), not every visit of the trial.
+        .filter(not_started, window_start__lte=today, participant__status=ParticipantStatus.ENROLLED)
         .order_by()
         .values("participant__site_id")
         .annotate(
