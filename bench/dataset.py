@@ -1108,12 +1108,18 @@ def migrate_forward(name: str, stored: dict) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     seconds = round(time.perf_counter() - began, 1)
-    state = {**stored, "migrations": migrations_fingerprint(), "migrated_at": _now(), "migrate_seconds": seconds}
+    _write_state(
+        name, {**stored, "migrations": migrations_fingerprint(), "migrated_at": _now(), "migrate_seconds": seconds}
+    )
+    print(f"{name}: migrated in {seconds:.1f} s", flush=True)
+    return True
+
+
+def _write_state(name: str, state: dict) -> None:
+    """Record what the database holds in its comment (read back by `stored_state`), and let go of it."""
     with _server() as server:
         server.execute(f"COMMENT ON DATABASE \"{name}\" IS '{json.dumps(state)}'")
     connection.close()
-    print(f"{name}: migrated in {seconds:.1f} s", flush=True)
-    return True
 
 
 def _now() -> str:
@@ -1148,11 +1154,7 @@ def build(size: int) -> float:
         cursor.execute("ANALYZE")
     print(f"  ANALYZE                      {time.perf_counter() - step:7.1f} s", flush=True)
     seconds = round(time.perf_counter() - began, 1)
-    state = {**expected_state(size), "built_at": _now()}
-    state["seconds"] = seconds
-    with _server() as server:
-        server.execute(f"COMMENT ON DATABASE \"{name}\" IS '{json.dumps(state)}'")
-    connection.close()
+    _write_state(name, {**expected_state(size), "built_at": _now(), "seconds": seconds})
     print(f"{name}: built in {seconds:.1f} s (load average {os.getloadavg()[0]:.2f})", flush=True)
     return seconds
 
