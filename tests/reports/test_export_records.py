@@ -7,6 +7,7 @@ import datetime
 import io
 
 import pytest
+from django.utils import timezone
 from lxml import etree
 
 from capture.models import ItemValue
@@ -47,7 +48,7 @@ def trial(coordinator1, coordinator2, site1, site2):
     safety_services.death_report(
         user=coordinator2,
         participant_id=second.pk,
-        death_date=datetime.date.today() - datetime.timedelta(days=2),
+        death_date=timezone.localdate() - datetime.timedelta(days=2),
         cause="Variceal bleeding",
         relationship="unrelated",
     )

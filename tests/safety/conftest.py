@@ -1,6 +1,7 @@
 import datetime
 
 import pytest
+from django.utils import timezone
 
 from capture.models import FormInstance
 from capture.services import form_save
@@ -22,7 +23,7 @@ def visit_of(participant, code):
 def save_liver(user, visit, run_on_commit, **values):
     """Save the LIVER panel of a visit (normal values unless given) and run what the commit queues."""
     instance = FormInstance.objects.filter(visit=visit, definition__code="LIVER").first()
-    sampled = max(visit.window_start, min(visit.target_date, datetime.date.today()))
+    sampled = max(visit.window_start, min(visit.target_date, timezone.localdate()))
     entries = {**LIVER_NORMAL, "LBDAT": sampled.isoformat(), **values}
     with run_on_commit(execute=True):
         return form_save(
@@ -43,7 +44,7 @@ def ae_input(**overrides):
     data = {
         "term": "Nausea",
         "body_system": "gastrointestinal",
-        "onset_date": datetime.date.today() - datetime.timedelta(days=1),
+        "onset_date": timezone.localdate() - datetime.timedelta(days=1),
         "end_date": None,
         "grade": 1,
         "relationship": "unlikely",

@@ -7,6 +7,7 @@ import pytest
 from django.core import mail
 from django.http import Http404
 from django.urls import reverse
+from django.utils import timezone
 from pypdf import PdfReader
 
 from capture.errors import LockedError, StaleVersionError
@@ -22,7 +23,7 @@ from tests.safety.conftest import SERIOUS, ae_input, visit_of
 from trial.errors import AccessDenied, InvalidInput
 from trial.models import AuditRecord
 
-TODAY = datetime.date.today()
+TODAY = timezone.localdate()
 NARRATIVE = "Admitted with variceal bleeding on day 3 after the infusion; banded, transfused, discharged stable."
 
 

@@ -4,6 +4,7 @@ import datetime
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
@@ -12,7 +13,7 @@ from safety.models import SaeNotification, SaeReport, SeriousAdverseEvent
 from tests.factories import enrolled
 from tests.safety.conftest import SERIOUS, ae_input
 
-TODAY = datetime.date.today()
+TODAY = timezone.localdate()
 
 
 def api(user):

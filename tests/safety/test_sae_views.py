@@ -4,13 +4,14 @@ import datetime
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from safety import services
 from safety.models import SaeReport, SeriousAdverseEvent
 from tests.factories import enrolled
 from tests.safety.conftest import SERIOUS, ae_input
 
-TODAY = datetime.date.today()
+TODAY = timezone.localdate()
 
 
 @pytest.fixture

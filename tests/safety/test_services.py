@@ -43,13 +43,13 @@ def test_report_numbers_events_per_participant_and_audits_each_field(coordinator
         ({"grade": 5}, "grade"),
         ({"grade": None}, "grade"),
         ({"relationship": "maybe"}, "relationship"),
-        ({"onset_date": datetime.date.today() + datetime.timedelta(days=1)}, "onset_date"),
-        ({"onset_date": datetime.date.today() - datetime.timedelta(days=400)}, "onset_date"),
-        ({"end_date": datetime.date.today() - datetime.timedelta(days=5)}, "end_date"),
+        ({"onset_date": timezone.localdate() + datetime.timedelta(days=1)}, "onset_date"),
+        ({"onset_date": timezone.localdate() - datetime.timedelta(days=400)}, "onset_date"),
+        ({"end_date": timezone.localdate() - datetime.timedelta(days=5)}, "end_date"),
         ({"outcome": "recovered"}, "end_date"),
         ({"serious": True}, "serious_criteria"),
         ({"serious_criteria": ["fatal"]}, "serious"),
-        ({"outcome": "fatal", "end_date": datetime.date.today()}, "serious_criteria"),
+        ({"outcome": "fatal", "end_date": timezone.localdate()}, "serious_criteria"),
     ],
 )
 def test_bad_input_is_refused_field_by_field_and_nothing_is_written(coordinator1, participant, overrides, field):
@@ -75,7 +75,7 @@ def test_monitor_may_not_report(monitor, participant):
 
 def test_update_needs_a_reason_and_the_current_version(coordinator1, participant):
     event = report(coordinator1, participant)
-    changed = ae_input(end_date=datetime.date.today(), outcome="recovered")
+    changed = ae_input(end_date=timezone.localdate(), outcome="recovered")
     with pytest.raises(InvalidInput) as refused:
         services.adverse_event_update(user=coordinator1, event_id=event.pk, version=1, data=changed, reason="")
     assert "reason" in refused.value.errors
@@ -204,7 +204,7 @@ def test_investigator_dismisses_a_proposal_only_with_a_reason(
 
 def test_death_report_ends_the_schedule_and_closes_later_visits(coordinator1, site1):
     participant = enrolled(coordinator1, site1, arm="MSC", days_ago=200)
-    died = datetime.date.today() - datetime.timedelta(days=60)
+    died = timezone.localdate() - datetime.timedelta(days=60)
     m6 = visit_of(participant, "M6")
     save_liver(coordinator1, m6, lambda execute: _nothing())
     services.death_report(
@@ -238,9 +238,9 @@ def _nothing():
     ("death_date", "cause", "relationship", "field"),
     [
         (None, "x", "unrelated", "death_date"),
-        (datetime.date.today() + datetime.timedelta(days=1), "x", "unrelated", "death_date"),
-        (datetime.date.today(), "", "unrelated", "cause"),
-        (datetime.date.today(), "x", "", "relationship"),
+        (timezone.localdate() + datetime.timedelta(days=1), "x", "unrelated", "death_date"),
+        (timezone.localdate(), "", "unrelated", "cause"),
+        (timezone.localdate(), "x", "", "relationship"),
     ],
 )
 def test_death_report_refuses_bad_input(coordinator1, participant, death_date, cause, relationship, field):
@@ -259,7 +259,7 @@ def test_death_report_refuses_bad_input(coordinator1, participant, death_date, c
 
 def test_a_death_report_is_corrected_with_a_reason(coordinator1, site1):
     participant = enrolled(coordinator1, site1, arm="CONV", days_ago=200)
-    first = datetime.date.today() - datetime.timedelta(days=30)
+    first = timezone.localdate() - datetime.timedelta(days=30)
     report = services.death_report(
         user=coordinator1, participant_id=participant.pk, death_date=first, cause="Unknown", relationship="unrelated"
     )

@@ -2,6 +2,8 @@
 
 import datetime
 
+from django.utils import timezone
+
 from capture.services import form_save
 from safety import services
 from safety.survival import survival_of
@@ -10,7 +12,7 @@ from tests.safety.conftest import visit_of
 from trial import access
 from trial.models import Participant
 
-TODAY = datetime.date.today()
+TODAY = timezone.localdate()
 
 
 def days_ago(n):

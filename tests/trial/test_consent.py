@@ -5,6 +5,7 @@ import datetime
 import pytest
 from django.http import Http404
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.factories import enrolled, screened
 from trial import consent
@@ -12,7 +13,7 @@ from trial.errors import AccessDenied, InvalidInput
 from trial.models import AuditRecord, ConsentRecord, Participant
 from trial.services import protocol_current
 
-TODAY = datetime.date.today()
+TODAY = timezone.localdate()
 OLD = datetime.date(2025, 1, 10)  # before version 2.0 took effect (2026-06-01)
 
 

@@ -451,7 +451,7 @@ def test_investigator_screens_a_screen_failure(as_user, investigator1, site1):
         ({"albumin": "200"}, "albumin", "outside the allowed range"),
         ({"total_bilirubin": "abc"}, "total_bilirubin", "Enter a number."),
         (
-            {"screening_date": (datetime.date.today() + datetime.timedelta(days=30)).isoformat()},
+            {"screening_date": (timezone.localdate() + datetime.timedelta(days=30)).isoformat()},
             "screening_date",
             "cannot be in the future",
         ),
