@@ -17,7 +17,7 @@ from trial.errors import EligibilityError, InvalidInput
 from trial.forms import EnrolmentForm, ParticipantFilterForm, ReconsentForm, ScreeningForm
 from trial.models import ParticipantStatus, VisitState
 from trial.services import participant_enrol, participant_screen
-from trial.worklists import WorkListFilter
+from trial.worklists import site_filter
 
 PAGE_SIZE = 50
 
@@ -135,12 +135,8 @@ def enrol(request: HttpRequest, pk: int) -> HttpResponse:
 def reconsent_list(request: HttpRequest) -> HttpResponse:
     """The coordinator's list of participants on study who signed an outdated consent form version, of one of the
     user's sites if asked, paginated: a fixed number of SQL queries at any size."""
-    sites = list(access.sites(request.user).order_by("number"))
-    filter_form = WorkListFilter(request.GET, sites=sites, states=())
-    number = filter_form.valid("site")
-    current, outdated = participants_to_reconsent(
-        request.user, site_ids=[site.pk for site in sites if number is None or site.number == number]
-    )
+    filter_form, site_ids = site_filter(request, access.sites(request.user))
+    current, outdated = participants_to_reconsent(request.user, site_ids=site_ids)
     page = Paginator(outdated, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "current": current,

@@ -114,16 +114,24 @@ class WorkListFilter(forms.Form):
         return self.cleaned_data.get(name) if name in self.fields else None
 
 
+def site_filter(
+    request: HttpRequest, sites: QuerySet[Site], states: tuple[tuple[str, str], ...] = ()
+) -> tuple[WorkListFilter, list[int]]:
+    """A list page's filter form over the given sites (and states), and the ids of the sites it leaves: the one
+    chosen by `site=<number>`, or all of them."""
+    choices = list(sites.order_by("number"))
+    filter_form = WorkListFilter(request.GET, sites=choices, states=states)
+    number = filter_form.valid("site")
+    return filter_form, [site.pk for site in choices if number is None or site.number == number]
+
+
 @login_required
 @require_http_methods(["GET"])
 def worklist_page(request: HttpRequest, worklist: WorkList) -> HttpResponse:
     """Every item of a worklist at the user's sites, paginated: a fixed number of SQL queries at any size."""
     if not access.can_anywhere(request.user, worklist.action):
         raise PermissionDenied(_("Your role does not do this work."))
-    sites = list(access.sites(request.user, worklist.action).order_by("number"))
-    filter_form = WorkListFilter(request.GET, sites=sites, states=worklist.states)
-    number = filter_form.valid("site")
-    site_ids = [site.pk for site in sites if number is None or site.number == number]
+    filter_form, site_ids = site_filter(request, access.sites(request.user, worklist.action), worklist.states)
     now = timezone.now()
     queryset = worklist.select(site_ids, now=now, state=filter_form.valid("state") or "")
     page = CappedPaginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
