@@ -7,6 +7,7 @@ class CaptureConfig(AppConfig):
     verbose_name = _("Capture")
 
     def ready(self) -> None:
+        from capture import tallies  # noqa: F401  (registers its sources)
         from capture.logs import records
 
         records.register()

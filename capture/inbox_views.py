@@ -7,8 +7,6 @@ A role that does not work on queries (the sponsor, who never reads query text) i
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -19,18 +17,10 @@ from django.views.decorators.http import require_http_methods
 from capture import inbox_selectors as selectors
 from capture.models import QueryOrigin, QueryState
 from trial.models import Site
+from trial.pagination import CountedPaginator
 from trial.templatetags.trial_tags import localized
 
 PAGE_SIZE = 50
-
-
-class CountedPaginator(Paginator):
-    """A paginator told its total (from the summaries) instead of counting the list; without one, it counts."""
-
-    def __init__(self, object_list: QuerySet, per_page: int, *, total: int | None) -> None:
-        super().__init__(object_list, per_page)
-        if total is not None:
-            self.count = total  # the cached property's value, set ahead
 
 
 def _site_choices(sites: list[Site]) -> list[tuple[str, str]]:

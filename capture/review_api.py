@@ -30,9 +30,11 @@ from rest_framework.views import APIView
 
 from capture import records, review
 from capture.models import Lock, Query, QueryEvent, QueryEventKind, QueryOrigin, QueryState, Signature
+from capture.tallies import LOCKS, SIGNATURES
 from trial import access
 from trial.access import Action
 from trial.api import TrialAccessPermission
+from trial.tallies import Source, Tally
 from trial.validators import MAX_DAYS, TEXT_MAX, InputSerializer
 
 # --- Fields with schema components of their own --------------------------------------------------------------
@@ -669,6 +671,9 @@ class SignatureViewSet(mixins.ListModelMixin, ReviewViewSet):
         )
         return participant_filtered(queryset, self.query_filters(ParticipantFilterSerializer))
 
+    def tally_count(self) -> int | None:
+        return tallied(self, SIGNATURES)
+
 
 @extend_schema(tags=["locks"])
 @extend_schema_view(
@@ -691,6 +696,9 @@ class LockViewSet(mixins.ListModelMixin, ReviewViewSet):
         if self.action == "list":
             return participant_filtered(queryset, self.query_filters(ParticipantFilterSerializer))
         return queryset
+
+    def tally_count(self) -> int | None:
+        return tallied(self, LOCKS)
 
     @extend_schema(
         summary="Lock a participant's data, a visit's or one form's",
@@ -746,6 +754,14 @@ class LockViewSet(mixins.ListModelMixin, ReviewViewSet):
 
 def participant_filtered(queryset: QuerySet, filters: dict) -> QuerySet:
     return queryset.filter(participant_id=filters["participant"]) if "participant" in filters else queryset
+
+
+def tallied(view: ReviewViewSet, source: Source) -> int | None:
+    """Every row of `source` at the user's sites: their site tallies' total (trial/tallies.py); one participant's
+    rows are counted."""
+    if "participant" in view.query_filters(ParticipantFilterSerializer):
+        return None
+    return Tally(access.site_ids(view.request.user)).total(source.name)
 
 
 class ReviewView(APIView):

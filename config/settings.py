@@ -201,7 +201,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "trial.pagination.Pagination",
     "PAGE_SIZE": 50,
     # Every operation documents the refusals it can answer, each with its body and an example.
     "DEFAULT_SCHEMA_CLASS": "trial.api_schema.AutoSchema",
@@ -273,6 +273,11 @@ CELERY_BEAT_SCHEDULE = {
     "safety-sweep": {"task": "safety.tasks.safety_sweep_task", "schedule": float(SAFETY_SWEEP_SECONDS)},
     "audit-anchor": {"task": "trial.tasks.audit_anchor_task", "schedule": float(env_int("AUDIT_ANCHOR_SECONDS", 60))},
     "audit-verify": {"task": "trial.tasks.audit_verify_task", "schedule": float(env_int("AUDIT_VERIFY_SECONDS", 3600))},
+    # The site tallies' deltas folded into one row per site and kind (trial/tallies.py).
+    "tallies-compact": {
+        "task": "trial.tasks.tallies_compact_task",
+        "schedule": float(env_int("TALLIES_COMPACT_SECONDS", 300)),
+    },
 }
 # Beat reads its schedule from the database (django-celery-beat), so a data manager can change the report schedules
 # (`manage.py install_report_schedules` installs them); the sweep above is copied there when beat starts.

@@ -8,7 +8,7 @@ class SafetyConfig(AppConfig):
 
     def ready(self) -> None:
         from capture.signals import form_saved
-        from safety import records
+        from safety import records, tallies  # noqa: F401  (tallies registers its sources)
         from safety.receivers import form_saved_receiver
 
         form_saved.connect(form_saved_receiver, dispatch_uid="safety.lab_grading")

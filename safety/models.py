@@ -385,7 +385,11 @@ class Notification(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["user", "read_at"])]
+        # The bell's unread count, and the notifications page's newest first (a page, not every one of the user's).
+        indexes = [
+            models.Index(fields=["user", "read_at"]),
+            models.Index(fields=["user", "-created_at", "-id"], name="notification_user_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user}: {self.text}"

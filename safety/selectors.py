@@ -30,9 +30,11 @@ from safety.notify import OVERDUE_AFTER, SAFETY_CONTACT_ROLE
 from safety.services import OBJECT_TYPE
 from safety.services import adverse_event_or_404 as services_or_404
 from safety.survival import Survival, survival_of
+from safety.tallies import ADVERSE_EVENTS
 from trial import access
 from trial.access import Action
 from trial.models import AuditRecord, Participant, Role, Site
+from trial.tallies import Tally
 
 NOTIFICATION_OBJECT_TYPE = "sae_notification"
 SAE_OBJECT_TYPE = "serious_adverse_event"  # safety/sae/services.py, keyed by the event
@@ -280,7 +282,8 @@ def _site_ids(user: object, site_id: int | None, action: Action = Action.VIEW) -
 def safety_dashboard(user: object, *, site_id: int | None = None, now: datetime.datetime) -> SafetyDashboard:
     """The first open events (by subject), serious events with their notices' state (newest first), proposals
     awaiting the investigator (oldest first) and deaths (newest first), at the user's sites or one of them, and
-    the number of overdue notices (5 queries, each reading a page's worth of rows in the order of an index)."""
+    the number of overdue notices (6 queries, each reading a page's worth of rows in the order of an index, or the
+    sites' tallies; 5 when they count no proposal)."""
     ids = _site_ids(user, site_id)
     events = AdverseEvent.objects.filter(participant__site_id__in=ids).select_related("participant__site")
     # The site's number leads the subject id (01-0001), so this is site order too.
@@ -301,7 +304,11 @@ def safety_dashboard(user: object, *, site_id: int | None = None, now: datetime.
         .order_by("-death_date", "-pk")
     )
     parts = {"open": open_events, "serious": serious, "proposals": proposals, "deaths": deaths}
+    if not Tally(ids).total(ADVERSE_EVENTS.name, detail=AdverseEventStatus.PROPOSED):
+        # None to list: the proposals' index, ordered by age and not by site, would be walked to its end to find so.
+        del parts["proposals"]
     first = {name: list(queryset[: DASHBOARD_ROWS + 1]) for name, queryset in parts.items()}
+    first.setdefault("proposals", [])
     return SafetyDashboard(
         open_events=first["open"][:DASHBOARD_ROWS],
         serious=[
@@ -412,6 +419,13 @@ def listing_events(site_ids: list[int], *, site_id: int | None = None) -> QueryS
         AdverseEvent.objects.filter(participant__site_id__in=site_ids, status=AdverseEventStatus.REPORTED)
     ).order_by("participant__subject_id", "number")
     return events.values(*LISTING_FIELDS)
+
+
+def listing_total(site_ids: list[int], *, site_id: int | None = None) -> int:
+    """How many events `listing_events` lists: the reported events of the sites' tallies (trial/tallies.py)."""
+    if site_id is not None:
+        site_ids = [pk for pk in site_ids if pk == site_id]
+    return Tally(site_ids).total(ADVERSE_EVENTS.name, detail=AdverseEventStatus.REPORTED)
 
 
 def listing_rows(rows: Iterable[dict], *, now: datetime.datetime) -> list[ListingRow]:

@@ -110,7 +110,7 @@ def survival_stream(participants: QuerySet[Participant], *, chunk: int = 2000) -
 def followed(participants: QuerySet[Participant]) -> QuerySet[Participant]:
     """The participants of the queryset whose survival is followed: enrolled (also those who died, completed or
     withdrew since)."""
-    return participants.filter(status__in=_FOLLOWED, enrolment_date__isnull=False)
+    return participants.filter(status__in=FOLLOWED_STATUSES, enrolment_date__isnull=False)
 
 
 def _people(participants: QuerySet[Participant]) -> QuerySet[Participant]:
@@ -196,7 +196,7 @@ def survival_counts(participants: QuerySet[Participant], day: datetime.date) -> 
         output_field=DateField(),
     )
     rows = (
-        participants.filter(status__in=_FOLLOWED, enrolment_date__isnull=False, enrolment_date__lte=day)
+        participants.filter(status__in=FOLLOWED_STATUSES, enrolment_date__isnull=False, enrolment_date__lte=day)
         .annotate(died_on=died_on)
         .annotate(end=Coalesce(F("died_on"), last_alive, output_field=DateField()))
         .annotate(
@@ -212,7 +212,7 @@ def survival_counts(participants: QuerySet[Participant], day: datetime.date) -> 
         yield arm_code or "", length.days, died, n
 
 
-_FOLLOWED = [
+FOLLOWED_STATUSES = [
     # Withdrawn participants stay in (intention to treat), censored when last known alive.
     ParticipantStatus.ENROLLED,
     ParticipantStatus.DIED,

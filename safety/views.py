@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -33,6 +32,7 @@ from trial.access import Action
 from trial.alerts import alert_unread, alerts_mark_read, alerts_of
 from trial.errors import DomainError, InvalidInput
 from trial.models import Participant, ParticipantStatus
+from trial.pagination import CountedPaginator
 
 # The participants whose adverse events are recorded: from enrolment on, through death or completion.
 ON_STUDY = (ParticipantStatus.ENROLLED, ParticipantStatus.DIED, ParticipantStatus.COMPLETED)
@@ -389,8 +389,10 @@ def listing(request: HttpRequest) -> HttpResponse:
     """Every reported adverse event across the user's sites, coded: no free text that could identify anyone."""
     sites = _listing_sites(request)
     filter_form = SiteFilterForm(request.GET, sites=sites)
-    events = selectors.listing_events([site.pk for site in sites], site_id=filter_form.site_id())
-    page = Paginator(events, LISTING_PAGE_SIZE).get_page(request.GET.get("page"))
+    site_ids = [site.pk for site in sites]
+    events = selectors.listing_events(site_ids, site_id=filter_form.site_id())
+    total = selectors.listing_total(site_ids, site_id=filter_form.site_id())
+    page = CountedPaginator(events, LISTING_PAGE_SIZE, total=total).get_page(request.GET.get("page"))
     context = {
         "filter_form": filter_form,
         "page": page,

@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.backends.postgresql.operations import DatabaseOperations
+from django.db.backends.sqlite3.base import DatabaseOperations as SQLiteOperations
 
 from tests.factories import make_user
 from trial.models import Role, Site
@@ -59,6 +60,18 @@ def _flush_with_audit_truncate(self: DatabaseOperations, sql_list: list[str]) ->
 
 
 DatabaseOperations.execute_sql_flush = _flush_with_audit_truncate
+
+
+_sqlite_flush = SQLiteOperations.execute_sql_flush
+
+
+def _flush_with_tallies(self: SQLiteOperations, sql_list: list[str]) -> None:
+    # SQLite flushes with DELETE, which fires the tallies' triggers (trial/tallies.py): the deltas they add for the
+    # rows deleted after the tally table was emptied are emptied too.
+    _sqlite_flush(self, [*sql_list, "DELETE FROM trial_sitetally"])
+
+
+SQLiteOperations.execute_sql_flush = _flush_with_tallies
 
 
 @pytest.fixture(autouse=True)

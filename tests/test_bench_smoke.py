@@ -12,7 +12,8 @@ from capture.models import FormInstance, ItemValue, Query
 from capture.services import form_save
 from safety.models import AdverseEvent
 from trial.audit import audit_verify
-from trial.models import AuditRecord, ItemDefinition, Participant, Visit
+from trial.models import AuditRecord, ItemDefinition, Participant, Site, Visit
+from trial.tallies import Tally
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 SIZE = 60  # enough for every query state, adverse event kind and grade, screen failures, a withdrawal, locks
@@ -46,6 +47,11 @@ def test_builder_loads_every_table_with_full_visits(built: dict) -> None:
     assert set(Query.objects.values_list("state", flat=True)) == {"open", "answered", "closed"}
     assert set(AdverseEvent.objects.values_list("status", flat=True)) == {"proposed", "dismissed", "reported"}
     assert set(AdverseEvent.objects.exclude(grade=None).values_list("grade", flat=True)) == {1, 2, 3, 4}
+    # Loaded with the triggers on (strip=False), the site tallies counted every row.
+    tally = Tally(Site.objects.values_list("pk", flat=True))
+    assert tally.total("visit") == Visit.objects.count()
+    assert tally.participants() == SIZE
+    assert tally.total("ae", detail="proposed") == AdverseEvent.objects.filter(status="proposed").count()
 
 
 def test_builder_values_are_what_the_application_accepts(built: dict) -> None:

@@ -42,6 +42,7 @@ from trial.models import (
     VisitKind,
     VisitState,
 )
+from trial.tallies import VISITS, Tally
 from trial.validators import InputSerializer
 
 # --- Permissions -------------------------------------------------------------------------------------------
@@ -426,6 +427,12 @@ class ParticipantViewSet(TrialViewSet):
             Prefetch("visits", queryset=Visit.objects.select_related("definition").order_by("target_date"))
         )
 
+    def tally_count(self) -> int:
+        """The list's total from the site tallies (trial/tallies.py): its filters are what they count."""
+        filters = self.query_filters(ParticipantFilterSerializer)
+        tally = Tally(access.site_ids(self.request.user), site_number=filters.get("site"))
+        return tally.participants(statuses=[filters["status"]] if "status" in filters else None)
+
     def _filtered(self, queryset: QuerySet[Participant]) -> QuerySet[Participant]:
         filters = self.query_filters(ParticipantFilterSerializer)
         if "site" in filters:
@@ -509,3 +516,9 @@ class VisitViewSet(TrialViewSet):
             if "participant" in filters:
                 queryset = queryset.filter(participant_id=filters["participant"])
         return queryset
+
+    def tally_count(self) -> int | None:
+        """Every visit at the user's sites: their site tallies' total (trial/tallies.py); one participant's, counted."""
+        if "participant" in self.query_filters(VisitFilterSerializer):
+            return None
+        return Tally(access.site_ids(self.request.user)).total(VISITS.name)

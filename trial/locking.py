@@ -29,6 +29,9 @@ with `key_change=True`.
 
 Writes that belong to no participant (report runs) take only their own row and the audit chain.
 
+The site tallies (trial/tallies.py) are outside the order: their triggers add a delta row, a plain insert that
+locks no row and waits for nobody, whatever the write.
+
 The retry. PostgreSQL may still abort a transaction with a deadlock or a serialization failure (lock waits it
 cannot see, such as unique-index waits). `atomic_with_retry` replaces `transaction.atomic` on every service: at
 the outermost level it runs the whole transaction again, a bounded number of times with jittered backoff, and

@@ -200,6 +200,23 @@ class Site(models.Model):
         return f"{self.number:02d} {self.name}"
 
 
+class SiteTally(models.Model):
+    """One delta of a site's tally of a kind of row (trial/tallies.py): the tally is the sum of its rows. Written
+    by the database's triggers only; read through `trial.tallies.Tally`."""
+
+    # The index holds n too, so a read of the tallies reads the index alone. No foreign key constraint: a delta is
+    # a plain insert that checks and locks nothing (sites are never deleted).
+    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    kind = models.CharField(max_length=64)
+    n = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["site", "kind", "n"], name="sitetally_site_kind")]
+
+    def __str__(self) -> str:
+        return f"site {self.site_id} {self.kind} {self.n:+d}"
+
+
 class SiteMembership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="memberships")

@@ -21,6 +21,7 @@ from trial.models import (
     VisitDefinition,
     VisitProgress,
 )
+from trial.tallies import Tally
 
 PROTOCOL_CODE = "NCT01573923"
 
@@ -80,13 +81,13 @@ class SiteSummary:
 def dashboard(user: object, *, today: datetime.date) -> tuple[list[SiteSummary], list[Arm]]:
     """One row per site the user can see: screening and enrolment counts, and visits due or overdue today.
 
-    Four queries whatever the number of sites: sites with their status counts, arms, enrolments by site and
-    arm, visits due and overdue by site.
+    Four queries whatever the number of sites and participants: sites, arms, the sites' tallies of participants by
+    status and arm (trial/tallies.py), visits due and overdue by site.
     """
     arms = current_arms()
-    rows = {site.pk: _summary(site) for site in _sites_with_status_counts(user)}
-    for site_id, arm_code, count in _enrolled_by_site_and_arm(user):
-        rows[site_id].enrolled_by_arm[arm_code] = count
+    sites = list(access.sites(user).order_by("number"))
+    tally = Tally([site.pk for site in sites])
+    rows = {site.pk: _summary(site, tally.participants_by(site.pk)) for site in sites}
     for visit_counts in _visit_counts_by_site(user, today):
         row = rows[visit_counts["participant__site_id"]]
         row.visits_due, row.visits_overdue = visit_counts["due"], visit_counts["overdue"]
@@ -95,32 +96,18 @@ def dashboard(user: object, *, today: datetime.date) -> tuple[list[SiteSummary],
     return list(rows.values()), arms
 
 
-def _sites_with_status_counts(user: object) -> QuerySet[Site]:
-    # A GROUP BY query ignores Meta.ordering: order explicitly.
-    return (
-        access.sites(user)
-        .annotate(
-            screened=Count("participants"),
-            screen_failures=Count("participants", filter=Q(participants__status=ParticipantStatus.SCREEN_FAILED)),
-            eligible=Count("participants", filter=Q(participants__status=ParticipantStatus.ELIGIBLE)),
-        )
-        .order_by("number")
+def _summary(site: Site, participants: dict[tuple[str, str], int]) -> SiteSummary:
+    row = SiteSummary(
+        site=site,
+        screened=sum(participants.values()),
+        screen_failures=sum(n for (status, _), n in participants.items() if status == ParticipantStatus.SCREEN_FAILED),
+        eligible=sum(n for (status, _), n in participants.items() if status == ParticipantStatus.ELIGIBLE),
     )
-
-
-def _summary(site: Site) -> SiteSummary:
-    return SiteSummary(site=site, screened=site.screened, screen_failures=site.screen_failures, eligible=site.eligible)
-
-
-def _enrolled_by_site_and_arm(user: object) -> QuerySet:
     # A withdrawn, completed or deceased participant was enrolled too, and keeps the arm.
-    return (
-        access.participants(user)
-        .filter(arm__isnull=False)
-        .order_by()
-        .values_list("site_id", "arm__code")
-        .annotate(count=Count("pk"))
-    )
+    for (_, arm_code), n in participants.items():
+        if arm_code and n:
+            row.enrolled_by_arm[arm_code] = row.enrolled_by_arm.get(arm_code, 0) + n
+    return row
 
 
 def _visit_counts_by_site(user: object, today: datetime.date) -> QuerySet:
@@ -152,6 +139,16 @@ def participant_list(
     if status:
         queryset = queryset.filter(status=status)
     return participant_search(queryset, search)
+
+
+def participant_total(
+    user: object, *, site_id: int | None = None, statuses: tuple[str, ...] | None = None, search: str = ""
+) -> int | None:
+    """How many participants `participant_list` (narrowed to `statuses`) lists, from the site tallies
+    (trial/tallies.py); None when a search narrows it (the list is then counted)."""
+    if search.strip():
+        return None
+    return Tally(access.site_ids(user)).participants(site_id=site_id or None, statuses=statuses)
 
 
 def participant_search(queryset: QuerySet[Participant], search: str) -> QuerySet[Participant]:

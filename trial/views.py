@@ -16,6 +16,7 @@ from trial.consent import icf_versions, participant_protocol_current, participan
 from trial.errors import EligibilityError, InvalidInput
 from trial.forms import EnrolmentForm, ParticipantFilterForm, ReconsentForm, ScreeningForm
 from trial.models import ParticipantStatus, VisitState
+from trial.pagination import CountedPaginator
 from trial.services import participant_enrol, participant_screen
 from trial.worklists import site_filter
 
@@ -30,7 +31,13 @@ def participant_list(request: HttpRequest) -> HttpResponse:
     )
     filters = filter_form.filters()
     participants = selectors.participant_list(request.user, **filters)
-    page = Paginator(participants, PAGE_SIZE).get_page(request.GET.get("page"))
+    total = selectors.participant_total(
+        request.user,
+        site_id=filters["site_id"],
+        statuses=(filters["status"],) if filters["status"] else None,
+        search=filters["search"],
+    )
+    page = CountedPaginator(participants, PAGE_SIZE, total=total).get_page(request.GET.get("page"))
     if filters["search"] and page.paginator.count == 1 and not request.htmx:
         # The header's search found the one participant asked for: go straight to them.
         return redirect("trial:participant_detail", pk=page.object_list[0].pk)
@@ -44,7 +51,10 @@ def matrix(request: HttpRequest) -> HttpResponse:
     filter_form = ParticipantFilterForm(request.GET, sites=access.sites(request.user))
     filters = filter_form.filters()
     participants = selectors.matrix_participants(request.user, site_id=filters["site_id"], search=filters["search"])
-    page = Paginator(participants, PAGE_SIZE).get_page(request.GET.get("page"))
+    total = selectors.participant_total(
+        request.user, site_id=filters["site_id"], statuses=selectors.ON_SCHEDULE, search=filters["search"]
+    )
+    page = CountedPaginator(participants, PAGE_SIZE, total=total).get_page(request.GET.get("page"))
     today = timezone.localdate()
     columns = selectors.visit_columns()
     rows = selectors.matrix_rows(list(page.object_list), columns, today=today)

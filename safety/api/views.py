@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from capture.review_api import NOT_FOUND, forbidden
-from safety import api_selectors, services
+from safety import api_selectors, services, survival
 from safety.api.schema import (
     CONFIRM_EXAMPLE,
     CONFLICT_EXAMPLE,
@@ -58,9 +58,11 @@ from safety.models import (
 )
 from safety.rules import AdverseEventInput
 from safety.selectors import death_report_of
+from safety.tallies import ADVERSE_EVENTS
 from trial import access
 from trial.access import Action
 from trial.api import TrialAccessPermission
+from trial.tallies import Tally
 
 # --- Views -------------------------------------------------------------------------------------------------
 
@@ -116,6 +118,14 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Safe
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return AdverseEventSerializer if self.action == "list" else AdverseEventDetailSerializer
+
+    def tally_count(self) -> int | None:
+        """The list's total from the site tallies (trial/tallies.py) when it is narrowed by site and status alone."""
+        filters = self.query_filters(AdverseEventFilterSerializer)
+        if set(filters) - {"site", "status"}:
+            return None
+        tally = Tally(access.site_ids(self.request.user), site_number=filters.get("site"))
+        return tally.total(ADVERSE_EVENTS.name, detail=filters.get("status"))
 
     def _filtered(self, queryset: QuerySet[AdverseEvent]) -> QuerySet[AdverseEvent]:
         filters = self.query_filters(AdverseEventFilterSerializer)
@@ -293,6 +303,13 @@ def current_input(event: AdverseEvent) -> AdverseEventInput:
 )
 class SurvivalViewSet(mixins.ListModelMixin, SafetyViewSet):
     serializer_class = SurvivalSerializer
+
+    def tally_count(self) -> int:
+        """The followed participants of the user's sites (of a site, of an arm), from the site tallies."""
+        filters = self.query_filters(SurvivalFilterSerializer)
+        tally = Tally(access.site_ids(self.request.user), site_number=filters.get("site"))
+        arms = [filters["arm"]] if "arm" in filters else None
+        return tally.participants(statuses=survival.FOLLOWED_STATUSES, arm_codes=arms, enrolled=True)
 
     def list(self, request: Request) -> Response:
         filters = self.query_filters(SurvivalFilterSerializer)
