@@ -194,9 +194,10 @@ def test_api_lists_total_from_the_tallies_in_constant_queries(
     participant = Participant.objects.filter(site=site1, status="enrolled").first()
     narrowed = api.get(f"/api/v1/visits/?participant={participant.pk}").json()["count"]
     assert narrowed == participant.visits.count() > 0
-    assert api.get("/api/v1/adverse-events/?grade=1").json()["count"] == AdverseEvent.objects.filter(
-        participant__site__in=scope, grade=1
-    ).count()
+    assert (
+        api.get("/api/v1/adverse-events/?grade=1").json()["count"]
+        == AdverseEvent.objects.filter(participant__site__in=scope, grade=1).count()
+    )
     # Token, memberships, tally, page: whatever the number of rows (pinned at two sizes).
     for url, queries in {"/api/v1/visits/": 4, "/api/v1/signatures/": 4}.items():
         with CaptureQueriesContext(connection) as captured:
