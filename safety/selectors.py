@@ -279,11 +279,16 @@ def _site_ids(user: object, site_id: int | None, action: Action = Action.VIEW) -
     return ids if site_id is None else [pk for pk in ids if pk == site_id]
 
 
+REPORTED = AdverseEventStatus.REPORTED.value
+_EXPEDITED = ("routine", "expedited")
+_ENDED = ("open", "ended")
+
+
 def safety_dashboard(user: object, *, site_id: int | None = None, now: datetime.datetime) -> SafetyDashboard:
     """The first open events (by subject), serious events with their notices' state (newest first), proposals
     awaiting the investigator (oldest first) and deaths (newest first), at the user's sites or one of them, and
-    the number of overdue notices (6 queries, each reading a page's worth of rows in the order of an index, or the
-    sites' tallies; 5 when they count no proposal)."""
+    the number of overdue notices (at most 6 queries: the sites' tallies, then each part they count any of, reading
+    a page's worth of rows in the order of an index)."""
     ids = _site_ids(user, site_id)
     events = AdverseEvent.objects.filter(participant__site_id__in=ids).select_related("participant__site")
     # The site's number leads the subject id (01-0001), so this is site order too.
@@ -304,11 +309,17 @@ def safety_dashboard(user: object, *, site_id: int | None = None, now: datetime.
         .order_by("-death_date", "-pk")
     )
     parts = {"open": open_events, "serious": serious, "proposals": proposals, "deaths": deaths}
-    if not Tally(ids).total(ADVERSE_EVENTS.name, detail=AdverseEventStatus.PROPOSED):
-        # None to list: the proposals' index, ordered by age and not by site, would be walked to its end to find so.
-        del parts["proposals"]
-    first = {name: list(queryset[: DASHBOARD_ROWS + 1]) for name, queryset in parts.items()}
-    first.setdefault("proposals", [])
+    # A part the sites' tallies count none of is not read: its index, ordered by subject or by age and not by
+    # site, would be walked to its end to find so.
+    tally = Tally(ids)
+    counted = {
+        "open": sum(tally.total(ADVERSE_EVENTS.name, detail=f"{REPORTED}:open:{kind}") for kind in _EXPEDITED),
+        "serious": sum(tally.total(ADVERSE_EVENTS.name, detail=f"{REPORTED}:{end}:expedited") for end in _ENDED),
+        "proposals": tally.total(ADVERSE_EVENTS.name, detail=AdverseEventStatus.PROPOSED),
+    }
+    first = {
+        name: list(queryset[: DASHBOARD_ROWS + 1]) if counted.get(name, 1) else [] for name, queryset in parts.items()
+    }
     return SafetyDashboard(
         open_events=first["open"][:DASHBOARD_ROWS],
         serious=[

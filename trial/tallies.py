@@ -222,12 +222,10 @@ class Tally:
             yield from self.by_site.get(site, {}).items()
 
     def total(self, name: str, *, detail: str | None = None, site_id: int | None = None) -> int:
-        """Rows of a source (`detail`: of one kind within it), at every site read or at `site_id`."""
+        """Rows of a source, at every site read or at `site_id`; `detail`: of the kinds within it that it names
+        or starts (`reported` counts `reported:open:routine` and the other reported kinds)."""
         wanted = name if detail is None else f"{name}:{detail}"
-        prefix = f"{name}:"
-        return sum(
-            n for kind, n in self._kinds(site_id) if kind == wanted or (detail is None and kind.startswith(prefix))
-        )
+        return sum(n for kind, n in self._kinds(site_id) if kind == wanted or kind.startswith(f"{wanted}:"))
 
     def participants(
         self,

@@ -512,12 +512,12 @@ def test_dashboard_and_listing_run_a_constant_number_of_queries(
     _many_events(coordinator1, participant, count)
     client = as_user(sponsor)
     client.get(reverse("safety:dashboard"))  # the session is read once, before counting
-    # the user, memberships, sites, then the first open events, serious events, proposals and deaths, and the
-    # number of overdue notices
+    # the user, memberships, sites, the sites' tallies, then the first open events, serious events and deaths (no
+    # proposal: the tallies count none, so none is read), and the number of overdue notices
     with django_assert_num_queries(8):
         dashboard = client.get(reverse("safety:dashboard"))
     assert len(dashboard.context["board"].serious) == min(DASHBOARD_ROWS, len(range(0, count, 3)))
-    # the user, memberships, sites, then the count and a page of the listing
+    # the user, memberships, sites, then the total (the sites' tallies) and a page of the listing
     with django_assert_num_queries(5):
         listing = client.get(reverse("safety:listing"))
     assert listing.context["page"].paginator.count == count

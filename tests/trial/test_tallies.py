@@ -37,8 +37,11 @@ def recount() -> dict[tuple[int, str], int]:
         counts[site_id, f"participant:{status}:{arm or ''}:{0 if enrolment_date is None else 1}"] += 1
     for site_id in Visit.objects.values_list("participant__site_id", flat=True):
         counts[site_id, "visit"] += 1
-    for site_id, status in AdverseEvent.objects.values_list("participant__site_id", "status"):
-        counts[site_id, f"ae:{status}"] += 1
+    for site_id, status, end, expedited in AdverseEvent.objects.values_list(
+        "participant__site_id", "status", "end_date", "expedited_at"
+    ):
+        ended = "open" if end is None else "ended"
+        counts[site_id, f"ae:{status}:{ended}:{'routine' if expedited is None else 'expedited'}"] += 1
     for site_id in Signature.objects.values_list("participant__site_id", flat=True):
         counts[site_id, "signature"] += 1
     for site_id in Lock.objects.values_list("participant__site_id", flat=True):
