@@ -211,8 +211,9 @@ PAGES = {
     ("inbox:sdv", "manager"): 5,  # + sites with their summaries, count of participants, a page with summaries
     ("inbox:queries", "manager"): 5,  # + sites, site summaries (the total), a page of queries
     ("inbox:mine", "coordinator"): 4,  # + site summaries (counts and total), a page of queries
-    ("safety:dashboard", "manager"): 8,  # + sites, 25 + 1 rows of each of the four parts, overdue notices
-    ("safety:listing", "manager"): 5,  # + sites, count, a page of events
+    # + sites, the sites' tallies, 25 + 1 rows of each of the four parts (the data has some of each), overdue notices
+    ("safety:dashboard", "manager"): 9,
+    ("safety:listing", "manager"): 5,  # + sites, the total (the sites' tallies), a page of events
     ("trial:matrix", "manager"): 7,
     ("trial:participant_list", "manager"): 5,
 }
