@@ -87,6 +87,19 @@ def query_counts(site_ids: list[int]) -> dict[str, int]:
     return {state: totals[state] or 0 for state in QueryState.values}
 
 
+def queries_total(site_ids: list[int], *, site_number: int | None = None, state: str | None = None) -> int:
+    """How many queries the given sites (or the one of them numbered `site_number`) have, of one state or of
+    all, from their summaries (one query, one row per site)."""
+    summaries = SiteSummary.objects.filter(site_id__in=site_ids)
+    if site_number is not None:
+        summaries = summaries.filter(site__number=site_number)
+    states = [state] if state in QueryState.values else QueryState.values
+    counted = F(f"queries_{states[0]}")
+    for name in states[1:]:
+        counted = counted + F(f"queries_{name}")
+    return summaries.aggregate(n=Sum(counted))["n"] or 0
+
+
 def my_queries_total(counts: dict[str, int], state: str) -> int:
     """How many queries `my_queries(state=state)` lists, from `my_query_counts`: no count over the queries."""
     if state in QueryState.values:

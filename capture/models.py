@@ -349,7 +349,11 @@ class Lock(models.Model):
                 condition=models.Q(form__isnull=True) | models.Q(visit__isnull=False), name="lock_form_needs_visit"
             ),
         ]
-        indexes = [models.Index(fields=["participant", "released_at"])]
+        indexes = [
+            models.Index(fields=["participant", "released_at"]),
+            # The API's list of locks, newest first: a page read in the index's order, not every lock sorted.
+            models.Index(fields=["-locked_at", "-id"], name="lock_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"lock of {self.participant} {self.visit_id or ''} {self.form_id or ''}"

@@ -28,7 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from capture import records, review
+from capture import inbox_selectors, records, review
 from capture.models import Lock, Query, QueryEvent, QueryEventKind, QueryOrigin, QueryState, Signature
 from capture.tallies import LOCKS, SIGNATURES
 from trial import access
@@ -551,6 +551,16 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ReviewViewS
             .order_by("created_at", "id")
         )
         return self._filtered(queryset) if self.action == "list" else queryset
+
+    def tally_count(self) -> int | None:
+        """The list's total from the sites' summaries (capture/summaries.py) when only the site and the state
+        narrow it; any other filter counts the list."""
+        filters = self.query_filters(QueryFilterSerializer)
+        if set(filters) - {"site", "state"}:
+            return None
+        return inbox_selectors.queries_total(
+            access.site_ids(self.request.user), site_number=filters.get("site"), state=filters.get("state")
+        )
 
     def _filtered(self, queryset: QuerySet[Query]) -> QuerySet[Query]:
         filters = self.query_filters(QueryFilterSerializer)

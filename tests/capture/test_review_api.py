@@ -7,6 +7,7 @@ from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from capture import summaries
 from capture.definitions import visit_forms
 from capture.models import (
     FormInstance,
@@ -429,10 +430,11 @@ def bulk_queries(visit: Visit, user: object, count: int, record_type: str = "") 
         for query in created
         for kind, state in ((QueryEventKind.RAISED, QueryState.OPEN), (QueryEventKind.ANSWERED, QueryState.ANSWERED))
     )
+    summaries.rebuild()  # written past the services: the summary counters (the list's total) counted again
 
 
-# Token, memberships, the count, the page of queries (visit, participant, site, form, item, users joined), the
-# page's events with their authors.
+# Token, memberships, the total (the sites' summaries), the page of queries (visit, participant, site, form, item,
+# users joined), the page's events with their authors.
 LIST_QUERIES = 5
 
 
@@ -661,7 +663,7 @@ def bulk_signatures(user: object, enrollers: dict[Site, object], count: int) -> 
         )
 
 
-# Token, memberships, the count, the page of signatures (participant, visit, signer joined).
+# Token, memberships, the total (the sites' tallies), the page of signatures (participant, visit, signer joined).
 SIGNATURE_LIST_QUERIES = 4
 
 

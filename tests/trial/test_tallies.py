@@ -15,7 +15,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from capture.models import Lock, Signature
-from capture.review import casebook_sign, lock_release, lock_set
+from capture.review import casebook_sign, lock_release, lock_set, query_raise
 from safety import services as safety_services
 from safety.models import AdverseEvent, AdverseEventStatus
 from safety.survival import followed
@@ -174,6 +174,8 @@ def test_api_lists_total_from_the_tallies_in_constant_queries(
     size: int,
 ) -> None:
     _trial(coordinator1, coordinator2, investigator1, site1, site2, size)
+    for visit in Visit.objects.filter(participant__site=site1, definition__code="M0")[:2]:
+        query_raise(user=datamanager, visit_id=visit.pk, message="Please check the source.")
     reader = make_user("reader-1-2", {site1: Role.DATA_MANAGER, site2: Role.DATA_MANAGER})
     api = _api(reader)
     scope = [site1.pk, site2.pk]
@@ -190,6 +192,11 @@ def test_api_lists_total_from_the_tallies_in_constant_queries(
         "/api/v1/participants/?site=2": 1,
         "/api/v1/survival/": followed(Participant.objects.filter(site__in=scope)).count(),
         "/api/v1/survival/?arm=MSC&site=1": size // 2,
+        # The queries' totals come from the sites' summaries (capture/summaries.py).
+        "/api/v1/queries/": 2,
+        "/api/v1/queries/?state=open&site=1": 2,
+        "/api/v1/queries/?state=closed": 0,
+        "/api/v1/queries/?site=2": 0,
     }
     for url, count in expected.items():
         assert api.get(url).json()["count"] == count, url
