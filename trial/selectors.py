@@ -152,7 +152,9 @@ def participant_total(
 
 
 def participant_search(queryset: QuerySet[Participant], search: str) -> QuerySet[Participant]:
-    """Participants whose subject id or screening number contains `search`, or whose initials are `search`."""
+    """Participants whose subject id or screening number contains `search`, or whose initials are `search` (on
+    PostgreSQL through the trigram and upper-case indexes of migration trial 0014, whatever the number of
+    participants)."""
     search = search.strip()
     if not search:
         return queryset
