@@ -6,9 +6,10 @@ kept in memory: a form save or a form page then spends no query on definitions.
 
 from dataclasses import dataclass, field
 
-from trial.models import FormDefinition, ItemDefinition, Protocol, Visit
+from trial.models import Arm, FormDefinition, ItemDefinition, Protocol, Visit, VisitDefinition
 
 _cache: dict[tuple[int, str], dict[str, "FormSpec"]] = {}
+_schedules: dict[tuple[int, str], tuple[dict[int, Arm], dict[int, VisitDefinition]]] = {}
 _definitions: dict[tuple[int, str], dict] = {}
 _items: dict[tuple[int, str], dict[int, tuple["FormSpec", ItemDefinition]]] = {}
 
@@ -60,6 +61,24 @@ def visit_forms(visit: Visit) -> list[FormSpec]:
         for spec in protocol_forms(participant.protocol).values()
         if spec.definition.applies_to(visit_code=visit.definition.code, arm_code=arm_code)
     ]
+
+
+def with_schedule(visit: Visit) -> Visit:
+    """The visit with its definition and its participant's arm set from its protocol version's rows, read once per
+    process as its forms are: a visit read with its participant and protocol then needs no join for them.
+
+    The rows are shared by every request of the process: read them, never change them."""
+    participant = visit.participant
+    key = (participant.protocol.pk, participant.protocol.sha256)
+    if key not in _schedules:
+        _schedules[key] = (
+            {arm.pk: arm for arm in Arm.objects.filter(protocol_id=key[0])},
+            {definition.pk: definition for definition in VisitDefinition.objects.filter(protocol_id=key[0])},
+        )
+    arms, definitions = _schedules[key]
+    visit.definition = definitions[visit.definition_id]
+    participant.arm = arms[participant.arm_id] if participant.arm_id is not None else None
+    return visit
 
 
 def item_by_id(protocol: Protocol) -> dict[int, tuple[FormSpec, ItemDefinition]]:

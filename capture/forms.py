@@ -2,7 +2,6 @@
 and checks it against the protocol, and its errors come back keyed by item code.
 """
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import groupby
@@ -100,6 +99,24 @@ def _item_fields(spec: FormSpec, *, recheck: bool) -> dict[str, forms.Field]:
     return _fields[key]
 
 
+def _own_copy(field: forms.Field) -> forms.Field:
+    """A cached field's copy for one form: what Django's deep copy of a field makes the form's own (its widget's
+    attributes, its validators, its messages) is copied; what no form changes (label, choices) stays shared.
+    A deep copy costs a 45-item save more than its SQL does: 90 fields, each a Select's choices normalised again."""
+    copied = _shallow(field)
+    copied.widget = _shallow(field.widget)
+    copied.widget.attrs = field.widget.attrs.copy()
+    copied.validators = field.validators[:]
+    copied.error_messages = field.error_messages.copy()
+    return copied
+
+
+def _shallow(instance: object) -> object:
+    copied = object.__new__(type(instance))
+    copied.__dict__.update(instance.__dict__)
+    return copied
+
+
 class FormEntryForm(DomainErrorsMixin, forms.Form):
     """One field per entered item (named by its code), its missing-reason select, the version and the reason."""
 
@@ -115,10 +132,10 @@ class FormEntryForm(DomainErrorsMixin, forms.Form):
     def __init__(self, *args: object, spec: FormSpec, visit_id: int, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.spec = spec
-        # Deep copies of the form's fields built once, as a declared form's fields are; only the check's address
-        # is the visit's, and is worked out only if the field is drawn (a saved POST draws none).
+        # Copies of the form's fields built once, as a declared form's fields are; only the check's address is the
+        # visit's, and is worked out only if the field is drawn (a saved POST draws none).
         for name, field in _item_fields(spec, recheck=self.is_bound).items():
-            self.fields[name] = copy.deepcopy(field)
+            self.fields[name] = _own_copy(field)
         for item in spec.entered:
             url = reverse_lazy("capture:check_item", args=[visit_id, spec.code, item.code])
             self.fields[item.code].widget.attrs["hx-get"] = url

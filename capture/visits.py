@@ -3,7 +3,7 @@
 from django.http import Http404
 from django.utils.translation import gettext as _
 
-from capture.definitions import FormSpec, visit_forms
+from capture.definitions import FormSpec, visit_forms, with_schedule
 from trial import access, locking
 from trial.access import Action
 from trial.errors import InvalidInput
@@ -18,7 +18,7 @@ def visit_or_404(user: object, visit_id: int, action: Action = Action.VIEW, *, l
     """
     visits = (
         access.visits(user)
-        .select_related("participant__protocol", "participant__arm", "participant__site", "definition")
+        .select_related("participant__protocol", "participant__site")
         .defer("participant__protocol__definition")  # large; read once per process (protocol_definition)
     )
     if lock:
@@ -26,7 +26,7 @@ def visit_or_404(user: object, visit_id: int, action: Action = Action.VIEW, *, l
     visit = access.get_or_404(visits, pk=visit_id)
     if action != Action.VIEW:
         access.require(user, action, visit.participant.site_id)
-    return visit
+    return with_schedule(visit)  # its definition and the participant's arm: the protocol version's, cached
 
 
 def visit_form(visit: Visit, form_code: str) -> FormSpec | None:

@@ -6,6 +6,7 @@ their role there allows. An object of a site the user cannot see answers 404, ne
 
 from enum import StrEnum
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -68,9 +69,15 @@ def site_roles(user: object) -> dict[int, str]:
         return {}
     cached = getattr(user, _CACHE_ATTR, None)
     if cached is None:
-        cached = dict(SiteMembership.objects.filter(user=user).values_list("site_id", "role"))
+        # Plain SQL: every request of a signed-in user reads it, and the ORM took longer to build it than to run it.
+        with connection.cursor() as cursor:
+            cursor.execute(_MEMBERSHIPS, [user.pk])
+            cached = dict(cursor.fetchall())
         setattr(user, _CACHE_ATTR, cached)
     return cached
+
+
+_MEMBERSHIPS = f"SELECT site_id, role FROM {SiteMembership._meta.db_table} WHERE user_id = %s"
 
 
 def forget(user: object) -> None:

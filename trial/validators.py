@@ -122,10 +122,15 @@ class TextInputFormMixin:
         for field in self.fields.values():
             if isinstance(field, forms.CharField):
                 multiline = isinstance(field.widget, forms.Textarea) or getattr(field, "multiline", False)
-                validator = TextValidator(multiline=multiline)
+                validator = _TEXT_VALIDATORS[multiline]
                 if validator not in field.validators:
                     field.validators.append(validator)
         super().full_clean()
+
+
+# Stateless, so shared by every field: a form of many fields builds none per request, and a field that already
+# holds its validator is found by identity.
+_TEXT_VALIDATORS = {False: TextValidator(multiline=False), True: TextValidator(multiline=True)}
 
 
 # --- DRF serializers ------------------------------------------------------------------------------------------
