@@ -279,11 +279,6 @@ def _site_ids(user: object, site_id: int | None, action: Action = Action.VIEW) -
     return ids if site_id is None else [pk for pk in ids if pk == site_id]
 
 
-REPORTED = AdverseEventStatus.REPORTED.value
-_EXPEDITED = ("routine", "expedited")
-_ENDED = ("open", "ended")
-
-
 def safety_dashboard(user: object, *, site_id: int | None = None, now: datetime.datetime) -> SafetyDashboard:
     """The first open events (by subject), serious events with their notices' state (newest first), proposals
     awaiting the investigator (oldest first) and deaths (newest first), at the user's sites or one of them, and
@@ -312,10 +307,10 @@ def safety_dashboard(user: object, *, site_id: int | None = None, now: datetime.
     # A part the sites' tallies count none of is not read: its index, ordered by subject or by age and not by
     # site, would be walked to its end to find so.
     tally = Tally(ids)
-    counted = {
-        "open": sum(tally.total(ADVERSE_EVENTS.name, detail=f"{REPORTED}:open:{kind}") for kind in _EXPEDITED),
-        "serious": sum(tally.total(ADVERSE_EVENTS.name, detail=f"{REPORTED}:{end}:expedited") for end in _ENDED),
-        "proposals": tally.total(ADVERSE_EVENTS.name, detail=AdverseEventStatus.PROPOSED),
+    counted = {  # the kinds of safety/tallies.py: status, open or ended, expedited or routine
+        "open": tally.matching(ADVERSE_EVENTS.name, AdverseEventStatus.REPORTED, "open"),
+        "serious": tally.matching(ADVERSE_EVENTS.name, AdverseEventStatus.REPORTED, None, "expedited"),
+        "proposals": tally.matching(ADVERSE_EVENTS.name, AdverseEventStatus.PROPOSED),
     }
     first = {
         name: list(queryset[: DASHBOARD_ROWS + 1]) if counted.get(name, 1) else [] for name, queryset in parts.items()

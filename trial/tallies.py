@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import connection, migrations, transaction
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 TABLE = "trial_sitetally"
@@ -101,6 +101,20 @@ def uninstall(schema_editor: BaseDatabaseSchemaEditor, sources: Iterable[Source]
         else:
             for event in ("insert", "delete", "update"):
                 schema_editor.execute(f"DROP TRIGGER IF EXISTS {_name(source)}_{event}")
+
+
+def migration_operation(sources: tuple[Source, ...]) -> migrations.RunPython:
+    """The step of an app's migration that installs its sources' triggers and counts their tallies from the rows
+    already there (and, backwards, drops the triggers)."""
+
+    def forward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        install(schema_editor, sources)
+        rebuild(sources)
+
+    def backward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        uninstall(schema_editor, sources)
+
+    return migrations.RunPython(forward, backward)
 
 
 def _name(source: Source) -> str:
@@ -224,8 +238,18 @@ class Tally:
     def total(self, name: str, *, detail: str | None = None, site_id: int | None = None) -> int:
         """Rows of a source, at every site read or at `site_id`; `detail`: of the kinds within it that it names
         or starts (`reported` counts `reported:open:routine` and the other reported kinds)."""
-        wanted = name if detail is None else f"{name}:{detail}"
-        return sum(n for kind, n in self._kinds(site_id) if kind == wanted or kind.startswith(f"{wanted}:"))
+        return self.matching(name, *(detail.split(":") if detail else ()), site_id=site_id)
+
+    def matching(self, name: str, *parts: str | None, site_id: int | None = None) -> int:
+        """Rows of a source whose kind's parts are `parts` (None: any), at every site read or at `site_id`:
+        `matching("ae", "reported", None, "expedited")` counts the reported expedited events, open or ended."""
+        total = 0
+        for kind, n in self._kinds(site_id):
+            source, *detail = kind.split(":")
+            if source == name and len(detail) >= len(parts):
+                if all(part is None or part == value for part, value in zip(parts, detail, strict=False)):
+                    total += n
+        return total
 
     def participants(
         self,

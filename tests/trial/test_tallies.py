@@ -154,26 +154,31 @@ def _api(user: object) -> APIClient:
     return client
 
 
-def _trial(coordinator1: object, coordinator2: object, investigator1: object, site1: Site, site2: Site, n: int):
+@pytest.fixture(params=[2, 5])
+def trial_of_size(
+    request: pytest.FixtureRequest,
+    coordinator1: object,
+    coordinator2: object,
+    investigator1: object,
+    site1: Site,
+    site2: Site,
+) -> int:
+    """`size` enrolled participants at site 1, each with a reported event and a signed casebook, one more enrolled
+    at site 2 and a screen failure at site 1: the same lists at two sizes. Returns the size."""
+    n = request.param
     for i in range(n):
         participant = enrolled(coordinator1, site1, arm="MSC" if i % 2 else "CONV", days_ago=100)
         safety_services.adverse_event_report(user=coordinator1, participant_id=participant.pk, data=ae_input())
         casebook_sign(user=investigator1, participant_id=participant.pk, password=PASSWORD)
     enrolled(coordinator2, site2)  # another site's: never counted for site 1's users
     screened(coordinator1, site1, consent_date=None)
+    return n
 
 
-@pytest.mark.parametrize("size", [2, 5])
 def test_api_lists_total_from_the_tallies_in_constant_queries(
-    coordinator1: object,
-    coordinator2: object,
-    investigator1: object,
-    datamanager: object,
-    site1: Site,
-    site2: Site,
-    size: int,
+    trial_of_size: int, datamanager: object, site1: Site, site2: Site
 ) -> None:
-    _trial(coordinator1, coordinator2, investigator1, site1, site2, size)
+    size = trial_of_size
     for visit in Visit.objects.filter(participant__site=site1, definition__code="M0")[:2]:
         query_raise(user=datamanager, visit_id=visit.pk, message="Please check the source.")
     reader = make_user("reader-1-2", {site1: Role.DATA_MANAGER, site2: Role.DATA_MANAGER})
@@ -216,17 +221,8 @@ def test_api_lists_total_from_the_tallies_in_constant_queries(
         assert not any("COUNT(" in q["sql"].upper() for q in captured), url
 
 
-@pytest.mark.parametrize("size", [2, 5])
-def test_pages_total_from_the_tallies(
-    coordinator1: object,
-    coordinator2: object,
-    investigator1: object,
-    datamanager: object,
-    site1: Site,
-    site2: Site,
-    size: int,
-) -> None:
-    _trial(coordinator1, coordinator2, investigator1, site1, site2, size)
+def test_pages_total_from_the_tallies(trial_of_size: int, datamanager: object) -> None:
+    size = trial_of_size
     client = Client()
     client.force_login(datamanager)
     # The data manager holds every site.

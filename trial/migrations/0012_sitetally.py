@@ -6,15 +6,6 @@ from django.db import migrations, models
 from trial import tallies
 
 
-def install(apps, schema_editor):
-    tallies.install(schema_editor, tallies.SOURCES)
-    tallies.rebuild(tallies.SOURCES)
-
-
-def uninstall(apps, schema_editor):
-    tallies.uninstall(schema_editor, tallies.SOURCES)
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -34,5 +25,5 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['site', 'kind', 'n'], name='sitetally_site_kind')],
             },
         ),
-        migrations.RunPython(install, uninstall),
+        tallies.migration_operation(tallies.SOURCES),
     ]
