@@ -1,6 +1,7 @@
 """Every write of captured data. The page, the API and the bulk import all call these."""
 
 import datetime
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,8 +35,9 @@ from trial.access import Action
 from trial.audit import AuditEntry, audit_write
 from trial.bulk_sql import insert_rows
 from trial.errors import InvalidInput
-from trial.locking import atomic_with_retry, lock_forms
+from trial.locking import atomic_with_retry
 from trial.models import ItemDefinition, Visit, VisitProgress
+from trial.plain_rows import Columns
 
 # Flags a person must look at: each raises an automatic query on its item.
 QUERY_FLAGS = (Flag.RULE, Flag.WINDOW)
@@ -104,7 +106,7 @@ def form_save(
     if visit is None or visit.pk != visit_id:
         visit = visit_for_entry(user=user, visit_id=visit_id)
     spec = form_or_invalid(visit, form_code)
-    instances = {form.definition_id: form for form in lock_forms(FormInstance.objects.filter(visit=visit))}
+    instances = {form.definition_id: form for form in _locked_forms(visit)}
     instance = instances.get(spec.definition.pk) or FormInstance(visit=visit, definition=spec.definition)
     review.form_guard(instance, visit, spec.definition)  # locked data: refused whatever was entered
     _guard_alive(visit)
@@ -238,21 +240,52 @@ class Stored(NamedTuple):
     text: str
     date: datetime.date | None
     missing_reason: str
-    flags: list[str]
+    flags: tuple[str, ...]
     verified_at: datetime.datetime | None
     verified_by_id: int | None
     changed_since_verification: bool
 
 
+# Every save reads these two; plain SQL (trial/plain_rows.py), since the ORM took longer to build each statement than
+# the database took to run it.
+_FORM_COLUMNS = Columns(FormInstance, "f")
+_STORED_COLUMNS = Columns(ItemValue, "iv", only=[name for name in Stored._fields if name != "flags"])
+
+
+def _locked_forms(visit: Visit) -> list[FormInstance]:
+    """Step 3 of trial/locking.py: the visit's form instances, locked when read (as `locking.lock_forms`)."""
+    lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_FORM_COLUMNS.sql()} FROM {FormInstance._meta.db_table} f WHERE f.visit_id = %s{lock}",
+            [visit.pk],
+        )
+        return [_FORM_COLUMNS.build(row) for row in cursor.fetchall()]
+
+
 def _stored_values(visit: Visit) -> StoredValues:
     protocol_items = item_by_id(visit.participant.protocol)
     stored = {}
-    rows = ItemValue.objects.filter(visit=visit).values_list(*Stored._fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_STORED_COLUMNS.sql()}, iv.flags FROM {ItemValue._meta.db_table} iv WHERE iv.visit_id = %s",
+            [visit.pk],
+        )
+        rows = cursor.fetchall()
     for row in rows:
-        value = Stored(*row)
+        item_id, number, text, date, missing_reason, verified_at, verified_by_id, changed = _STORED_COLUMNS.values(row)
+        value = Stored(
+            item_id, number, text, date, missing_reason, _flags(row[-1]), verified_at, verified_by_id, changed
+        )
         spec, item = protocol_items[value.item_id]
         stored[(spec.code, item.code)] = value
     return stored
+
+
+@functools.lru_cache(maxsize=256)
+def _flags(stored: str) -> tuple[str, ...]:
+    """A value's flags column, '["high", "rule"]', as a tuple: few combinations exist, so each is parsed once."""
+    return tuple(json.loads(stored))
 
 
 def typed_of(value: "ItemValue | Stored | None") -> Typed:

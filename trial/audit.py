@@ -71,23 +71,24 @@ def _keyed(key_id: str, secret: bytes) -> "hmac.HMAC":
     return hmac.new(secret, digestmod=hashlib.sha256)
 
 
-def _lock_chain() -> None:
-    # A statement of its own: in READ COMMITTED a statement reads the snapshot taken when it starts, so a head
-    # read in the locking statement could miss the row the previous lock holder committed, and fork the chain.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-    # SQLite: transactions begin IMMEDIATE (settings), so writers are already serialised.
+def _chain_head() -> str:
+    """The chain's head, read once this transaction holds the chain: appends are serialised, so it never forks.
 
-
-def _last_hash() -> str:
-    # Plain SQL: every write of the trial reads it, and the ORM took longer to build the statement than to run it.
+    On PostgreSQL an advisory lock, then the head, in one call of `trial_audit_chain_head` (trial migration 0015):
+    a VOLATILE function's statements each take a new snapshot, so the head is read after the lock is held (read in
+    the locking statement itself, it could miss the row the previous holder committed). SQLite's transactions begin
+    IMMEDIATE (settings), so writers are already serialised. Plain SQL: every write of the trial reads it, and the
+    ORM took longer to build the statement than to run it.
+    """
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT hash FROM {connection.ops.quote_name(AuditRecord._meta.db_table)} ORDER BY id DESC LIMIT 1"
-        )
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT trial_audit_chain_head(%s)", [_CHAIN_LOCK_KEY])
+        else:
+            cursor.execute(
+                f"SELECT hash FROM {connection.ops.quote_name(AuditRecord._meta.db_table)} ORDER BY id DESC LIMIT 1"
+            )
         last = cursor.fetchone()
-    return last[0] if last else GENESIS_HASH
+    return last[0] if last and last[0] is not None else GENESIS_HASH
 
 
 def audit_write(
@@ -97,7 +98,7 @@ def audit_write(
     site: Site | None = None,
     participant: Participant | None = None,
 ) -> int:
-    """Append entries to the audit trail in three statements, whatever their number; returns how many.
+    """Append entries to the audit trail in two statements, whatever their number; returns how many.
 
     The site defaults to the participant's. Call inside the transaction of the change it records, so both
     commit or neither does. Rows are written with one plain multi-row INSERT: on a save's hot path the ORM's
@@ -106,8 +107,7 @@ def audit_write(
     entries = list(entries)
     if not entries:
         return 0
-    _lock_chain()
-    previous = _last_hash()
+    previous = _chain_head()
     common = {
         "at": timezone.now(),
         "user_id": getattr(user, "pk", None),

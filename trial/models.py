@@ -459,7 +459,8 @@ class AuditRecord(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
     username = models.CharField(max_length=150, help_text="Kept as written, should the account be renamed.")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, null=True, related_name="+")
-    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, null=True, related_name="+")
+    # No index of its own: the (participant, form, item) index below serves every lookup by participant.
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, null=True, related_name="+", db_index=False)
     object_type = models.CharField(max_length=32)
     object_id = models.CharField(max_length=64)
     action = models.CharField(max_length=32)
@@ -469,7 +470,7 @@ class AuditRecord(models.Model):
     new_value = models.TextField(blank=True)
     reason = models.TextField(blank=True)
     previous_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
     key_id = models.CharField(max_length=32, blank=True, default="", help_text="The HMAC key's id; empty: legacy.")
 
     class Meta:
@@ -478,6 +479,9 @@ class AuditRecord(models.Model):
             models.Index(fields=["object_type", "object_id"]),
             models.Index(fields=["participant", "form_code", "item_code"]),
         ]
+        # A constraint rather than unique=True: the field's unique would add, on PostgreSQL, a second index for
+        # LIKE on the hash, which nothing runs and every appended row paid for.
+        constraints = [models.UniqueConstraint(fields=["hash"], name="audit_hash_unique")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.object_type}:{self.object_id}"
