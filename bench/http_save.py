@@ -47,8 +47,17 @@ FORM_ENCODED = "application/x-www-form-urlencoded"  # a <form method="post"> wit
 
 
 def browser_post(client: Client, path: str, data: dict[str, str]) -> object:
-    """POST the controls of an HTML form as a browser submits it."""
-    return client.post(path, urlencode(data), content_type=FORM_ENCODED)
+    """POST the controls of an HTML form as a browser submits it.
+
+    Both pages answer a save with a redirect and a message ("... saved"), which the browser shows on the page it is
+    redirected to; that page's response clears the messages cookie. The redirect is not followed here (only the
+    POST is timed), so the cookie is cleared as that page would have cleared it: otherwise the unread messages pile
+    up to the cookie's 2 KB limit, and every POST after that re-encodes the pile several times to trim it, which
+    no browser's POST ever does.
+    """
+    response = client.post(path, urlencode(data), content_type=FORM_ENCODED)
+    client.cookies.pop("messages", None)
+    return response
 
 
 class Saves:

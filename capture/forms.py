@@ -132,18 +132,35 @@ class FormEntryForm(DomainErrorsMixin, forms.Form):
     def __init__(self, *args: object, spec: FormSpec, visit_id: int, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.spec = spec
-        # Copies of the form's fields built once, as a declared form's fields are; only the check's address is the
-        # visit's, and is worked out only if the field is drawn (a saved POST draws none).
-        for name, field in _item_fields(spec, recheck=self.is_bound).items():
+        self.visit_id = visit_id
+        # A posted form is only validated, unless it is refused and drawn again: it validates with the process's
+        # fields themselves, which validation never changes, and takes its own copies only to be drawn or marked
+        # (`for_display`). A blank form is drawn, so it takes them now.
+        self._shared = True
+        self.fields.update(_item_fields(spec, recheck=self.is_bound))
+        if not self.is_bound:
+            self.for_display()
+
+    def for_display(self) -> "FormEntryForm":
+        """The form with fields of its own, ready to draw: copies of the process's fields built once, as a declared
+        form's fields are (a deep copy of 90 fields cost a 45-item save more than its SQL); only the check's
+        address is the visit's, and is worked out only if the field is drawn."""
+        if not self._shared:
+            return self
+        self._shared = False
+        for name, field in _item_fields(self.spec, recheck=self.is_bound).items():
             self.fields[name] = _own_copy(field)
-        for item in spec.entered:
-            url = reverse_lazy("capture:check_item", args=[visit_id, spec.code, item.code])
+            self._bound_fields_cache.pop(name, None)  # validation's bound fields hold the shared field
+        for item in self.spec.entered:
+            url = reverse_lazy("capture:check_item", args=[self.visit_id, self.spec.code, item.code])
             self.fields[item.code].widget.attrs["hx-get"] = url
-        if spec.entered:
+        if self.spec.entered:
             # Typed into straight away, also when 'Save and go to' the next form lands here: no mouse needed.
-            self.fields[spec.entered[0].code].widget.attrs["autofocus"] = True
+            self.fields[self.spec.entered[0].code].widget.attrs["autofocus"] = True
+        return self
 
     def add_domain_errors(self, errors: dict[str, list[str]]) -> None:
+        self.for_display()
         super().add_domain_errors(errors)
         for name in self.errors:
             if name in self.fields:
@@ -192,6 +209,8 @@ def item_groups(
     form: FormEntryForm | None = None,
 ) -> list[tuple[str, list[ItemRow]]]:
     """The items under their report headings, in protocol order."""
+    if form is not None:
+        form.for_display()
     rows = [_row(item, current[item.code], queries.get(item.code, []), form) for item in spec.items]
     return [(group, list(members)) for group, members in groupby(rows, key=lambda row: row.item.group)]
 

@@ -16,7 +16,8 @@ class FormState(models.TextChoices):
 class FormInstance(models.Model):
     """A CRF of one visit. `version` rises with every save, so a save built on an older one is refused."""
 
-    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="forms")
+    # No index of its own: the (visit, definition) unique index serves every lookup by visit.
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="forms", db_index=False)
     definition = models.ForeignKey(FormDefinition, on_delete=models.PROTECT, related_name="instances")
     state = models.CharField(max_length=16, choices=FormState.choices, default=FormState.NOT_STARTED)
     version = models.PositiveIntegerField(default=0)
@@ -123,7 +124,9 @@ class ItemValue(TypedValue):
     """One item of one visit. Keyed by visit and item, so a bulk upsert needs no form instance id and derived items
     of one form can read items of another."""
 
-    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="item_values")
+    # No index of its own: the (visit, item) unique index serves every lookup by visit, and a save writes one
+    # index entry fewer per value.
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="item_values", db_index=False)
     item = models.ForeignKey(ItemDefinition, on_delete=models.PROTECT, related_name="values")
 
     class Meta(TypedValue.Meta):

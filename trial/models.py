@@ -456,10 +456,14 @@ class AuditRecord(models.Model):
     """
 
     at = models.DateTimeField()
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    # Every save appends a row per changed item, and each index is one more write per row: the user and the site
+    # have none (nothing reads the trail by them; a site or account is never deleted, only made inactive), and the
+    # participant none of its own (the (participant, form, item) index below serves every lookup by participant).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+", db_index=False
+    )
     username = models.CharField(max_length=150, help_text="Kept as written, should the account be renamed.")
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, null=True, related_name="+")
-    # No index of its own: the (participant, form, item) index below serves every lookup by participant.
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, null=True, related_name="+", db_index=False)
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, null=True, related_name="+", db_index=False)
     object_type = models.CharField(max_length=32)
     object_id = models.CharField(max_length=64)

@@ -63,7 +63,3 @@ class Columns:
             self._converters[vendor] = found
         return self._converters[vendor]
 
-
-def placeholders(count: int) -> str:
-    """`%s, %s, ...` for an IN list of `count` values (at least one, so that an empty list matches nothing)."""
-    return ", ".join(["%s"] * count) if count else "NULL"

@@ -1,8 +1,9 @@
 """The audit trail's appends, cheaper for the database (every save writes one row per changed item):
 
-- two indexes fewer to update per row: the participant's own index (the (participant, form, item) index serves the
-  same lookups) and, on PostgreSQL, the LIKE index that `unique=True` adds beside the hash's unique index; the hash
-  stays unique, as a named constraint;
+- four indexes fewer to update per row: the participant's own index (the (participant, form, item) index serves the
+  same lookups), the user's and the site's (nothing reads the trail by them), and, on PostgreSQL, the LIKE index that
+  `unique=True` adds beside the hash's unique index; the hash stays unique, as a named constraint. The foreign keys
+  all stay;
 - on PostgreSQL, `trial_audit_chain_head(key)`: the chain's advisory lock and then its head, in one call
   (trial/audit.py). Its two statements stay two: a VOLATILE function takes a new snapshot for each statement, so the
   head is read after the lock is held, as it was when they were sent one by one.
@@ -69,6 +70,28 @@ class Migration(migrations.Migration):
                 on_delete=django.db.models.deletion.PROTECT,
                 related_name="+",
                 to="trial.participant",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="auditrecord",
+            name="site",
+            field=models.ForeignKey(
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="trial.site",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="auditrecord",
+            name="user",
+            field=models.ForeignKey(
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
             ),
         ),
         migrations.AddConstraint(
