@@ -4,7 +4,9 @@
 integration), (c) the admin add of `bench.flatcrf.FlatCrf` (a superuser's session): each request through Django's
 test Client, which runs the whole middleware stack (sessions, CSRF middleware, authentication, locale, the
 request log...) and the URL resolver, the view, the template or the serializer, without a socket; the Client does not
-enforce CSRF tokens. Interleaved rounds (the three kinds in rotating order), medians, SQL statements of each.
+enforce CSRF tokens. Interleaved rounds (the three kinds in rotating order), medians, SQL statements of each. The
+clock runs while the request is sent and answered: the body (the form's controls, the API's JSON) is built before, as
+a browser or a client program has it ready, and the answer is checked after, on every side alike.
 
 Both forms are sent as a browser sends them: application/x-www-form-urlencoded (neither page's <form> has file inputs,
 so neither asks for multipart/form-data; the admin's change form only does when the model has a file field), with
@@ -19,12 +21,15 @@ statements. Runs in a throw-away test database (test_<name of DATABASE_URL>) on 
 
 import argparse
 import datetime
+import json
 import logging
 import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"  # the project's settings plus bench.flatcrf
@@ -46,8 +51,17 @@ PER_ROUND = 30
 FORM_ENCODED = "application/x-www-form-urlencoded"  # a <form method="post"> without enctype, in every browser
 
 
-def browser_post(client: Client, path: str, data: dict[str, str]) -> object:
-    """POST the controls of an HTML form as a browser submits it.
+class Request(NamedTuple):
+    """One request ready to send: what a browser or a client program has built before it sends (the form's body,
+    the JSON), so that the time measured is the server's answer, on both sides alike; and the check of the answer
+    (the API's JSON read back), after the clock."""
+
+    send: Callable[[], object]
+    check: Callable[[object], None]
+
+
+def browser_post(client: Client, path: str, data: dict[str, str]) -> Callable[[], object]:
+    """The POST of an HTML form's controls as a browser submits it.
 
     Both pages answer a save with a redirect and a message ("... saved"), which the browser shows on the page it is
     redirected to; that page's response clears the messages cookie. The redirect is not followed here (only the
@@ -55,13 +69,18 @@ def browser_post(client: Client, path: str, data: dict[str, str]) -> object:
     up to the cookie's 2 KB limit, and every POST after that re-encodes the pile several times to trim it, which
     no browser's POST ever does.
     """
-    response = client.post(path, urlencode(data), content_type=FORM_ENCODED)
-    client.cookies.pop("messages", None)
-    return response
+    body = urlencode(data)
+
+    def send() -> object:
+        response = client.post(path, body, content_type=FORM_ENCODED)
+        client.cookies.pop("messages", None)
+        return response
+
+    return send
 
 
 class Saves:
-    """The three kinds of save, each a callable that sends one request and checks its answer."""
+    """The three kinds of save, each a method that builds one request (`Request`)."""
 
     def __init__(self) -> None:
         user, visit = a_visit()
@@ -82,35 +101,57 @@ class Saves:
         self.n += 1
         return {f"X{i:02d}": str(10 + (self.n + i) % 900) for i in range(ITEMS)}
 
-    def page_post(self) -> None:
+    def page_post(self) -> Request:
         data = {"version": str(self.versions["page"])}
         for code, value in self._values().items():
             data.update({code: value, f"missing_{code}": ""})
         data["save"] = "1"
-        response = browser_post(self.page, f"/visits/{self.page_visit.pk}/forms/P45/", data)
-        assert response.status_code == 302, (response.status_code, response.content[:500])
-        self.versions["page"] += 1
 
-    def api_put(self) -> None:
-        body = {"version": self.versions["api"], "values": self._values()}
-        response = self.api.put(f"/api/v1/visits/{self.api_visit.pk}/forms/P45/", body, format="json")
-        assert response.status_code == 200, (response.status_code, response.content[:500])
-        self.versions["api"] = response.json()["version"]
+        def check(response: object) -> None:
+            assert response.status_code == 302, (response.status_code, response.content[:500])
+            self.versions["page"] += 1
 
-    def admin_add(self) -> None:
+        return Request(browser_post(self.page, f"/visits/{self.page_visit.pk}/forms/P45/", data), check)
+
+    def api_put(self) -> Request:
+        body = json.dumps({"version": self.versions["api"], "values": self._values()})
+        path = f"/api/v1/visits/{self.api_visit.pk}/forms/P45/"
+
+        def check(response: object) -> None:
+            assert response.status_code == 200, (response.status_code, response.content[:500])
+            self.versions["api"] = response.json()["version"]
+
+        return Request(lambda: self.api.put(path, body, content_type="application/json"), check)
+
+    def admin_add(self) -> Request:
         self.n += 1
         data = {"subject": f"01-{self.n:05d}", "visit_code": "M3", "report_date": datetime.date.today().isoformat()}
         data.update({name: str(10 + (self.n + i) % 900) for i, name in enumerate(NUMBERS)})
         data["_save"] = "Save"
-        response = browser_post(self.admin, "/admin/flatcrf/flatcrf/add/", data)
-        assert response.status_code == 302, (response.status_code, response.content[:500])
+
+        def check(response: object) -> None:
+            assert response.status_code == 302, (response.status_code, response.content[:500])
+
+        return Request(browser_post(self.admin, "/admin/flatcrf/flatcrf/add/", data), check)
 
 
-def statements(save: object) -> tuple[int, int]:
+def run(kind: Callable[[], Request]) -> float:
+    """Build one request, send it and check its answer; the seconds of the send alone."""
+    request = kind()
+    began = time.perf_counter()
+    response = request.send()
+    seconds = time.perf_counter() - began
+    request.check(response)
+    return seconds
+
+
+def statements(kind: Callable[[], Request]) -> tuple[int, int]:
     """SQL statements of one request: all, and without SAVEPOINT / RELEASE."""
+    request = kind()
     reset_queries()
     with CaptureQueriesContext(connection) as queries:
-        save()
+        response = request.send()
+    request.check(response)
     return len(queries), len([q for q in queries if "SAVEPOINT" not in q["sql"]])
 
 
@@ -126,19 +167,17 @@ def main() -> None:
         amended_protocol()
         saves = Saves()
         kinds = {"page POST": saves.page_post, "API PUT": saves.api_put, "admin add": saves.admin_add}
-        for save in kinds.values():  # warm the process's caches (definitions, templates) and create the forms
-            save()
-            save()
-        counts = {kind: statements(save) for kind, save in kinds.items()}
+        for kind in kinds.values():  # warm the process's caches (definitions, templates) and create the forms
+            run(kind)
+            run(kind)
+        counts = {name: statements(kind) for name, kind in kinds.items()}
         times: dict[str, list[float]] = {kind: [] for kind in kinds}
         load_before = os.getloadavg()
         order = list(kinds)
         for round_ in range(arguments.rounds):
             for kind in order[round_ % 3 :] + order[: round_ % 3]:  # rotate who goes first
                 for _ in range(PER_ROUND):
-                    began = time.perf_counter()
-                    kinds[kind]()
-                    times[kind].append(time.perf_counter() - began)
+                    times[kind].append(run(kinds[kind]))
         load_after = os.getloadavg()
         medians = {kind: statistics.median(values) * 1000 for kind, values in times.items()}
         print(f"database: {connection.vendor} ({name}); {arguments.rounds} rounds x {PER_ROUND} requests of each kind")
