@@ -5,12 +5,14 @@ never goes back up:
 
     0. the site            only to number participants (screening, enrolment): `lock_site`
     1. the participant     `lock_participant` / `lock_participant_of`: every write of their data takes it first
-    2. the visit           `lock_visit`: read with its participant locked, in one statement (steps 1 and 2)
-    3. the form instances  `lock_forms`
+    2. the visit           `lock_visit`: read with its participant locked, in one statement (steps 1 and 2);
+                           a form save takes the same lock in plain SQL (capture/visits.py `_locked_visit`)
+    3. the form instances  `lock_forms`; a form save in plain SQL (capture/services.py `_locked_forms`)
     4. other records       `lock_records`: a query, an adverse event, a data lock, an SAE notice...
     4b. the summary rows   `capture.summaries.participant_changed`: the participant's summary, then their site's
                            (one row each, written by the one statement; once per write, just before the audit)
-    5. the audit chain     taken by `trial.audit.audit_write` (a transaction-level advisory lock): always last
+    5. the audit chain     taken by `trial.audit.audit_write` (a transaction-level advisory lock, with the chain's
+                           head, in one call of `trial_audit_chain_head`): always last
 
 The site's summary row is shared by every writer of the site, so it is taken as late as possible: after
 everything of the participant, and it is held only until the commit, as the audit chain is.
