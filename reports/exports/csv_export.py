@@ -31,6 +31,7 @@ import csv
 import functools
 import io
 import json
+import operator
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -206,8 +207,9 @@ class _Datasets:
             yield f"{form_code}.csv", _spooled(writer.finish())
 
     def value_query(self) -> QuerySet:
-        """The one read of item values: by participant, visit and item, as the ODM export reads them."""
-        return selectors.value_queryset(self.scope, flags=True)
+        """The one read of item values: by participant and visit, as the ODM export reads them; `_one_read` puts
+        each visit's values in item order."""
+        return selectors.value_queryset(self.scope, flags=True, by_item=False)
 
     def _one_read(self, wide: dict[str, "_SpoolWriter"]) -> Iterator[list[list[str]] | str]:
         """LAB_LONG's rows, a batch per visit; meanwhile every visit's wide rows go to their datasets' files.
@@ -237,6 +239,7 @@ class _Datasets:
             for subject, visits in selectors.casebooks(selectors.subjects_with_visit_dates(self.scope), value_rows):
                 key_text = _line(self._key(subject.subject))
                 for rows in visits:
+                    rows.sort(key=_ITEM_ID)
                     visit = rows[0][1]
                     visit_text = f"{key_text},{self.event_fields[visit]},{subject.visit_dates.get(visit, '')}"
                     # {form: (its cells, its items without a value, its LAB_LONG rows without their head, sample date)}
@@ -271,6 +274,9 @@ class _Datasets:
     @property
     def visit_forms_order(self) -> list[str]:
         return [*self.other_forms, *self.lab_forms]
+
+
+_ITEM_ID = operator.itemgetter(2)
 
 
 @functools.lru_cache(maxsize=64)
