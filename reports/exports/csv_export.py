@@ -260,7 +260,8 @@ class _Datasets:
                         else:
                             entry[0][column] = cell
                         if lab:
-                            entry[2].append(f"{lab},{cell},{_flag_text(flags)},{missing_reason}\r\n")
+                            flag = _flag_text(flags) if flags else ""
+                            entry[2].append(f"{lab},{cell},{flag},{missing_reason}\r\n")
                         elif lab is not None and not entry[3]:
                             entry[3].append(value)
                     for form_code, (cells, missing, lab_rows, sample_date) in filled.items():
