@@ -278,9 +278,9 @@ def value_queryset(
 ) -> QuerySet:
     """The query `values` reads (bench/reports.py compares it with PostgreSQL's COPY of the same query).
 
-    `by_item=False` leaves the values of each visit together but in no particular order. Ordering them by item is
-    a quarter of the database's work in this read (a sort of every value, where the visits come in order from
-    the participant's index), while the reader can sort a visit's few dozen values itself for less.
+    `by_item=False` leaves the values of each visit together but in no particular order. Ordering them by item
+    as well was a quarter of the database's work in this read (its CPU at 3,200 participants: 1.4 s against
+    1.06 s), while the reader sorts a visit's few dozen values itself for less.
     """
     queryset = ItemValue.objects.filter(visit__participant__site_id__in=scope.site_ids)
     if protocol_id is not None:

@@ -19,8 +19,9 @@ A text cell that a spreadsheet would run as a formula (it begins with =, +, -, @
 written with a leading apostrophe, OWASP's rule against CSV injection; numbers, negative ones too, are untouched.
 The data dictionary says so.
 
-Every item value is read once, in the order the ODM export reads them (participant, visit, item), and written as
-it comes; on PostgreSQL a thread fetches the next chunk of values while this one is written (selectors.read_ahead).
+Every item value is read once, in the order the ODM export reads them (participant, visit, item: the database
+gives a visit's values together, and the export puts these few in item order), and written as it comes; on
+PostgreSQL a thread fetches the next chunk of values while this one is written (selectors.read_ahead).
 A zip holds one member after another, so while LAB_LONG streams, the wide datasets are written to temporary files
 (on disk: about a fifth of the CSV text) and follow it; likewise ELIG, IE and ENROL while SCREEN streams, from one
 read of the subjects. Memory holds a few chunks of rows and one participant's, whatever the size of the trial.
