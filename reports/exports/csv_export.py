@@ -19,8 +19,9 @@ A text cell that a spreadsheet would run as a formula (it begins with =, +, -, @
 written with a leading apostrophe, OWASP's rule against CSV injection; numbers, negative ones too, are untouched.
 The data dictionary says so.
 
-Every item value is read once, in the order the ODM export reads them (participant, visit, item), and written as
-it comes; on PostgreSQL a thread fetches the next chunk of values while this one is written (selectors.read_ahead).
+Every item value is read once, in the order the ODM export reads them (participant, visit, item: the database
+gives a visit's values together, and the export puts these few in item order), and written as it comes; on
+PostgreSQL a thread fetches the next chunk of values while this one is written (selectors.read_ahead).
 A zip holds one member after another, so while LAB_LONG streams, the wide datasets are written to temporary files
 (on disk: about a fifth of the CSV text) and follow it; likewise ELIG, IE and ENROL while SCREEN streams, from one
 read of the subjects. Memory holds a few chunks of rows and one participant's, whatever the size of the trial.
@@ -31,6 +32,7 @@ import csv
 import functools
 import io
 import json
+import operator
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -206,8 +208,9 @@ class _Datasets:
             yield f"{form_code}.csv", _spooled(writer.finish())
 
     def value_query(self) -> QuerySet:
-        """The one read of item values: by participant, visit and item, as the ODM export reads them."""
-        return selectors.value_queryset(self.scope, flags=True)
+        """The one read of item values: by participant and visit, as the ODM export reads them; `_one_read` puts
+        each visit's values in item order."""
+        return selectors.value_queryset(self.scope, flags=True, by_item=False)
 
     def _one_read(self, wide: dict[str, "_SpoolWriter"]) -> Iterator[list[list[str]] | str]:
         """LAB_LONG's rows, a batch per visit; meanwhile every visit's wide rows go to their datasets' files.
@@ -237,6 +240,7 @@ class _Datasets:
             for subject, visits in selectors.casebooks(selectors.subjects_with_visit_dates(self.scope), value_rows):
                 key_text = _line(self._key(subject.subject))
                 for rows in visits:
+                    rows.sort(key=_ITEM_ID)
                     visit = rows[0][1]
                     visit_text = f"{key_text},{self.event_fields[visit]},{subject.visit_dates.get(visit, '')}"
                     # {form: (its cells, its items without a value, its LAB_LONG rows without their head, sample date)}
@@ -257,7 +261,8 @@ class _Datasets:
                         else:
                             entry[0][column] = cell
                         if lab:
-                            entry[2].append(f"{lab},{cell},{_flag_text(flags)},{missing_reason}\r\n")
+                            flag = _flag_text(flags) if flags else ""
+                            entry[2].append(f"{lab},{cell},{flag},{missing_reason}\r\n")
                         elif lab is not None and not entry[3]:
                             entry[3].append(value)
                     for form_code, (cells, missing, lab_rows, sample_date) in filled.items():
@@ -271,6 +276,9 @@ class _Datasets:
     @property
     def visit_forms_order(self) -> list[str]:
         return [*self.other_forms, *self.lab_forms]
+
+
+_ITEM_ID = operator.itemgetter(2)
 
 
 @functools.lru_cache(maxsize=64)

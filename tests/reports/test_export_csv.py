@@ -3,6 +3,7 @@ every column."""
 
 import csv
 import io
+import itertools
 import zipfile
 
 import pytest
@@ -134,6 +135,31 @@ def test_the_long_lab_dataset_has_a_row_per_value_with_unit_range_and_flag(enter
     )
     assert (rows[("LIVER", "PREALB")]["value"], rows[("LIVER", "PREALB")]["missing_reason"]) == ("", "not_done")
     assert rows[("LIVER", "ALB")]["flag"] == ""
+
+
+def test_a_visits_lab_rows_follow_the_protocols_item_order_whatever_order_the_database_returns(
+    entered, datamanager, monkeypatch
+):
+    """The database returns a visit's values in no particular order (value_queryset(by_item=False)); the export
+    puts them in item order itself, here even when they come reversed."""
+    from reports import selectors
+
+    def reversed_within_visits(queryset, chunk_size=selectors.CHUNK):
+        rows = queryset.iterator(chunk_size=chunk_size)
+        visits = itertools.groupby(rows, key=lambda row: row[:2])
+        return (row for _visit, values in visits for row in sorted(values, key=lambda row: -row[2]))
+
+    expected = export(datamanager)
+    monkeypatch.setattr(selectors, "read_ahead", reversed_within_visits)
+    datasets = export(datamanager)
+    assert datasets == expected
+    subject_id = entered[1].participant.subject_id
+    lab_rows = datasets["LAB_LONG"]
+    items = [
+        row["item"] for row in lab_rows if (row["subject"], row["visit"], row["form"]) == (subject_id, "M0", "LIVER")
+    ]
+    order = ItemDefinition.objects.filter(form__code="LIVER").order_by("pk").values_list("code", flat=True)
+    assert items == [code for code in order if code in items] and len(items) > 1
 
 
 def test_screening_and_enrolment_have_a_row_per_participant(entered, datamanager):
