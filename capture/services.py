@@ -253,7 +253,7 @@ _STORED_COLUMNS = Columns(ItemValue, "iv", only=[name for name in Stored._fields
 
 
 def _locked_forms(visit: Visit) -> list[FormInstance]:
-    """Step 3 of trial/locking.py: the visit's form instances, locked when read (as `locking.lock_forms`)."""
+    """Step 3 of trial/locking.py: the visit's form instances, locked when read (FOR NO KEY UPDATE)."""
     lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(

@@ -7,7 +7,8 @@ never goes back up:
     1. the participant     `lock_participant` / `lock_participant_of`: every write of their data takes it first
     2. the visit           `lock_visit`: read with its participant locked, in one statement (steps 1 and 2);
                            a form save takes the same lock in plain SQL (capture/visits.py `_locked_visit`)
-    3. the form instances  `lock_forms`; a form save in plain SQL (capture/services.py `_locked_forms`)
+    3. the form instances  read locked where a write reads a version it then changes: the form save
+                           (capture/services.py `_locked_forms`); other writes update them while holding step 1
     4. other records       `lock_records`: a query, an adverse event, a data lock, an SAE notice...
     4b. the summary rows   `capture.summaries.participant_changed`: the participant's summary, then their site's
                            (one row each, written by the one statement; once per write, just before the audit)
@@ -102,11 +103,6 @@ def lock_visit(visits: QuerySet[Visit]) -> QuerySet[Visit]:
     """Steps 1 and 2 in one statement: the visit `visits` selects, read with its participant's row locked
     (FOR NO KEY UPDATE OF the participant only: one row, so no order to get wrong inside the statement)."""
     return visits.select_related("participant").select_for_update(no_key=True, of=("participant",))
-
-
-def lock_forms(forms: QuerySet) -> QuerySet:
-    """Step 3: the form instances `forms` selects, locked when read."""
-    return forms.select_for_update(no_key=True, of=("self",))
 
 
 def lock_records(records: QuerySet) -> QuerySet:

@@ -8,6 +8,7 @@ row, through the same converters the ORM applies (SQLite returns dates and decim
 decoding), as `Model.from_db` does for a queryset. A deferred column is left out and loads on access, as `.defer()`.
 """
 
+import functools
 from collections.abc import Callable, Sequence
 
 from django.db import connection
@@ -28,7 +29,6 @@ class Columns:
         else:
             self.fields = [field for field in model._meta.concrete_fields if field.attname not in defer]
         self.attnames = [field.attname for field in self.fields]
-        self._converters: dict[str, list[tuple[int, list[Callable], object]]] = {}
 
     def __len__(self) -> int:
         return len(self.fields)
@@ -45,21 +45,21 @@ class Columns:
     def values(self, row: Sequence[object], start: int = 0) -> list[object]:
         """`row[start:start + len(self)]` as the ORM's `values_list` would have read it."""
         values = list(row[start : start + len(self.fields)])
-        for position, converters, expression in self._converters_of(connection.vendor):
+        for position, converters, expression in self._converters:
             value = values[position]
             for converter in converters:
                 value = converter(value, expression, connection)
             values[position] = value
         return values
 
-    def _converters_of(self, vendor: str) -> list[tuple[int, list[Callable], object]]:
-        if vendor not in self._converters:
-            found = []
-            for position, field in enumerate(self.fields):
-                expression = field.get_col(self.alias)
-                converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
-                if converters:
-                    found.append((position, converters, expression))
-            self._converters[vendor] = found
-        return self._converters[vendor]
-
+    @functools.cached_property
+    def _converters(self) -> list[tuple[int, list[Callable], object]]:
+        """(position, converters, column) of each column the database's backend or the field converts: worked out
+        on first use, once the process's database is known."""
+        found = []
+        for position, field in enumerate(self.fields):
+            expression = field.get_col(self.alias)
+            converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+            if converters:
+                found.append((position, converters, expression))
+        return found
