@@ -25,9 +25,9 @@ def adverse_events_listed(user: object) -> QuerySet[AdverseEvent]:
         adverse_events_visible(user)
         .select_related("participant__site", "lab_visit__definition")
         .annotate(notices_queued=Exists(notices), notices_unsent=Exists(notices.filter(sent_at=None)))
-        # By site and subject: a subject ID starts with its site's number (trial.services), so its unique index walks
-        # them in that order and a page reads a page's worth of participants instead of sorting every event.
-        .order_by("participant__subject_id", "number", "pk")
+        # By site and subject: a subject ID starts with its site's number (trial.services), so the events' index of
+        # their participant's subject ID walks them in that order and a page reads a page's worth of events.
+        .order_by("subject_id", "number")
     )
 
 

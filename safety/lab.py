@@ -267,6 +267,7 @@ class _Proposals:
         now = timezone.now()
         event = AdverseEvent.objects.create(
             participant=self.participant,
+            subject_id=self.participant.subject_id,
             number=next_number(self.participant),
             status=AdverseEventStatus.PROPOSED,
             source=AdverseEventSource.LAB,

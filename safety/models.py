@@ -93,6 +93,11 @@ class AdverseEvent(models.Model):
     """
 
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="adverse_events")
+    # The participant's subject ID, copied when the event is created: events are recorded for enrolled participants
+    # only and a subject ID never changes once given. The listings are in subject order (the site's number leads the
+    # ID), and with the ID here a page walks the events' own index instead of every participant of the trial, which
+    # at 100,000 participants is the difference between 1 and 33,000 participants read for a site with no events.
+    subject_id = models.CharField(max_length=16, editable=False)
     number = models.PositiveIntegerField(help_text="AE-001, AE-002... within the participant.")
     status = models.CharField(max_length=16, choices=AdverseEventStatus.choices)
     source = models.CharField(max_length=8, choices=AdverseEventSource.choices)
@@ -186,6 +191,8 @@ class AdverseEvent(models.Model):
                 name="ae_expedited_newest",
             ),
             models.Index(fields=["created_at", "id"], condition=Q(status="proposed"), name="ae_proposed_oldest"),
+            # The listings' and the dashboard's subject order (subject_id above).
+            models.Index(fields=["subject_id", "number"], name="ae_subject_order"),
         ]
 
     def __str__(self) -> str:

@@ -288,7 +288,7 @@ def safety_dashboard(user: object, *, site_id: int | None = None, now: datetime.
     events = AdverseEvent.objects.filter(participant__site_id__in=ids).select_related("participant__site")
     # The site's number leads the subject id (01-0001), so this is site order too.
     open_events = events.filter(status=AdverseEventStatus.REPORTED, end_date__isnull=True).order_by(
-        "participant__subject_id", "number"
+        "subject_id", "number"
     )
     reported = events.filter(status=AdverseEventStatus.REPORTED, expedited_at__isnull=False)
     serious = _with_notice_counts(reported).order_by("-expedited_at", "-pk")
@@ -423,7 +423,7 @@ def listing_events(site_ids: list[int], *, site_id: int | None = None) -> QueryS
         site_ids = [pk for pk in site_ids if pk == site_id]
     events = _with_notice_counts(
         AdverseEvent.objects.filter(participant__site_id__in=site_ids, status=AdverseEventStatus.REPORTED)
-    ).order_by("participant__subject_id", "number")
+    ).order_by("subject_id", "number")
     return events.values(*LISTING_FIELDS)
 
 

@@ -112,6 +112,7 @@ def adverse_event_report(*, user: object, participant_id: int, data: AdverseEven
     now = timezone.now()
     event = AdverseEvent(
         participant=participant,
+        subject_id=participant.subject_id,
         number=next_number(participant),
         status=AdverseEventStatus.REPORTED,
         source=AdverseEventSource.SITE,

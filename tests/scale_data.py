@@ -270,6 +270,7 @@ def _adverse_events(participants: list[Participant], first: dict[int, Visit], us
         events.append(
             AdverseEvent(
                 participant=participant,
+                subject_id=participant.subject_id,
                 number=1,
                 status=AdverseEventStatus.REPORTED if reported else AdverseEventStatus.PROPOSED,
                 source=AdverseEventSource.SITE if reported else AdverseEventSource.LAB,

@@ -131,7 +131,7 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Safe
         filters = self.query_filters(AdverseEventFilterSerializer)
         lookups = {
             "participant": "participant_id",
-            "subject": "participant__subject_id",
+            "subject": "subject_id",
             "site": "participant__site__number",
             "grade": "grade",
             "serious": "serious",

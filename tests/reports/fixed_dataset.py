@@ -297,6 +297,7 @@ def _adverse_events(
         events.append(
             AdverseEvent(
                 participant=people[key],
+                subject_id=people[key].subject_id,
                 number=number,
                 term=term,
                 body_system="other",

@@ -147,6 +147,7 @@ def _events(
     def event(participant: Participant, number: int, **fields: object) -> AdverseEvent:
         base = {
             "participant": participant,
+            "subject_id": participant.subject_id,
             "number": number,
             "status": AdverseEventStatus.REPORTED,
             "source": AdverseEventSource.SITE,

@@ -470,6 +470,7 @@ def grow(trial, user, site, n):
         )
         AdverseEvent.objects.create(
             participant=participant,
+            subject_id=participant.subject_id,
             number=1,
             status="reported",
             source="site",

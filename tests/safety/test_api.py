@@ -115,6 +115,13 @@ def proposals(
 # --- Who sees and does what ----------------------------------------------------------------------------------
 
 
+def test_events_keep_their_participants_subject_id_for_the_listing_order(events, proposals):
+    """Reported by the site or proposed by the lab grading, an event carries its subject ID (the listings' index)."""
+    for event in [*events.values(), *proposals.values()]:
+        event.refresh_from_db()
+        assert event.subject_id == event.participant.subject_id != ""
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_list_shows_only_the_users_sites(request, events, role):
     response = api(request.getfixturevalue(role)).get(URL)
@@ -719,6 +726,7 @@ def bulk_events(participant: Participant, count: int) -> None:
     created = AdverseEvent.objects.bulk_create(
         AdverseEvent(
             participant=participant,
+            subject_id=participant.subject_id,
             number=n + 1,
             status=AdverseEventStatus.REPORTED,
             source=AdverseEventSource.SITE,
