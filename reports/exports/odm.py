@@ -26,7 +26,7 @@ import contextlib
 import datetime
 import importlib.metadata
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from itertools import groupby
 from typing import NamedTuple
 
@@ -164,31 +164,34 @@ def _clinical_data(meta: StudyMeta, scope: ExportScope, *, transactional: bool) 
     logs = LogEventWriter(meta, scope, transactional=transactional)
     yield f'<ClinicalData StudyOID="{escape.attr(meta.protocol.code)}" MetaDataVersionOID="{meta.oid}">'
     subjects = selectors.subjects(scope, meta.protocol.pk)
-    value_rows = selectors.values(scope, protocol_id=meta.protocol.pk)
+    # A row per visit, the next chunk fetched while this one is written (selectors.visit_values).
+    visit_rows = selectors.visit_values(scope, protocol_id=meta.protocol.pk)
     safety_writer = odm_records.SafetyWriter(meta, scope, transactional)
-    for subject, visits in selectors.casebooks(subjects, value_rows):
-        parts = [
-            f'<SubjectData SubjectKey="{escape.attr(subject.key)}">'
-            f'<SiteRef LocationOID="{location_oid(scope.site_number(subject.site_id))}"/>',
-            screening_writer.event(subject),
-        ]
-        for rows in visits:
-            event = meta.event_by_visit_definition[rows[0][1]]
-            parts.append(_event(event.oid, rows, writers, heads))
-        parts.append(logs.event(subject.participant_id))
-        parts.append(safety_writer.event(subject))
-        parts.append("</SubjectData>")
-        yield "".join(parts)
+    with contextlib.closing(visit_rows):  # its thread stopped before the transaction ends
+        for subject, visits in selectors.visit_casebooks(subjects, visit_rows):
+            parts = [
+                f'<SubjectData SubjectKey="{escape.attr(subject.key)}">'
+                f'<SiteRef LocationOID="{location_oid(scope.site_number(subject.site_id))}"/>',
+                screening_writer.event(subject),
+            ]
+            for _participant, definition_id, item_ids, texts, missing in visits:
+                event = meta.event_by_visit_definition[definition_id]
+                parts.append(_event(event.oid, zip(item_ids, texts, missing, strict=True), writers, heads))
+            parts.append(logs.event(subject.participant_id))
+            parts.append(safety_writer.event(subject))
+            parts.append("</SubjectData>")
+            yield "".join(parts)
     yield "</ClinicalData>"
 
 
-def _event(event_oid: str, rows: list[selectors.ValueRow], writers: dict[int, _ItemWriter], heads: dict) -> str:
-    """One visit's StudyEventData: its forms in protocol order, each form's items in protocol order.
+def _event(event_oid: str, values: Iterable[tuple[int, str, str]], writers: dict[int, _ItemWriter], heads: dict) -> str:
+    """One visit's StudyEventData from its (item id, value text, missing reason): its forms in protocol order, each
+    form's items in protocol order.
 
     The loop runs once per value of the trial, so it stays plain: no call but the escaping of free text.
     """
     entries = []
-    for _participant, _visit, item_id, value, missing_reason in rows:
+    for item_id, value, missing_reason in values:
         order, value_open, null_open, escaped = writers[item_id]
         if missing_reason:
             flag = _MISSING_FLAGS.get(missing_reason) or _MISSING_FLAGS[MissingReason.UNKNOWN]
