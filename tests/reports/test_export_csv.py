@@ -297,6 +297,32 @@ def test_the_values_read_ahead_are_the_iterators_rows_in_one_statement(entered, 
     assert len(expected) > 14
 
 
+def test_a_visits_values_come_in_one_row_in_item_order(entered, datamanager, monkeypatch, django_assert_num_queries):
+    """The ODM export reads a row per visit (selectors.visit_values): the values a row per value gives, in item
+    order, whether the database puts them in arrays (PostgreSQL, read ahead VISIT_CHUNK visits at a time; one here,
+    so the visits cross chunks) or the reader groups them (SQLite)."""
+    import contextlib
+    from itertools import groupby
+    from operator import itemgetter
+
+    from reports import selectors
+
+    monkeypatch.setattr(selectors, "VISIT_CHUNK", 1)
+    scope = export_scope(datamanager)
+    protocol_id = selectors.protocols()[-1].pk
+    by_value = list(selectors.value_queryset(scope, protocol_id=protocol_id))
+    visits = [(key, list(group)) for key, group in groupby(by_value, itemgetter(0, 1))]
+    expected = [
+        (participant, definition, [row[2] for row in rows], [row[3] for row in rows], [row[4] for row in rows])
+        for (participant, definition), rows in visits
+    ]
+    with selectors.consistent_reads(), django_assert_num_queries(1):
+        rows = selectors.visit_values(scope, protocol_id=protocol_id)
+        with contextlib.closing(rows):
+            assert [tuple(row) for row in rows] == expected
+    assert len({row[0] for row in expected}) == 2 and all(len(row[2]) > 10 for row in expected)
+
+
 def test_a_reader_that_stops_early_leaves_no_thread_behind(entered, datamanager):
     """A download given up half-way: the thread stops, its cursor closes and the connection serves the next query."""
     import threading
