@@ -319,7 +319,7 @@ VisitValues = tuple  # (participant id, visit definition id, [item ids], [value 
 def visit_values_queryset(scope: ExportScope, *, protocol_id: int) -> QuerySet:
     """A row per visit with values (PostgreSQL): `VisitValues`, by participant id and visit in schedule order; each
     visit's values in item order. The database groups them: the reader takes one row per visit instead of one per
-    value, which halves what reading the trial's values costs it (bench/reports.py)."""
+    value, and reading the trial's values costs it a third less (3,200 participants: 2.0 s against 3.0 s)."""
     by_item = {
         "item_ids": _ByItem(F("item_id"), F("item_id")),
         "texts": _ByItem(ValueText(), F("item_id")),

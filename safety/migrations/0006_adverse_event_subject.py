@@ -13,7 +13,6 @@ FILL = (
 )
 
 
-
 def reinstall_sqlite_triggers(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
     """SQLite adds the column by making the table again, and the tally triggers (0004) go with the old one."""
     if schema_editor.connection.vendor == "sqlite":
