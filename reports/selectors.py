@@ -313,36 +313,39 @@ class _ByItem(Aggregate):
         return f"ARRAY_AGG({value} ORDER BY {item})", [*value_params, *item_params]
 
 
-VisitValues = tuple  # (participant id, visit definition id, [item ids], [value texts], [missing reasons])
+# (participant id, visit definition id, [item ids], [value texts], [missing reasons]), and [flags] with `flags`
+VisitValues = tuple
 
 
-def visit_values_queryset(scope: ExportScope, *, protocol_id: int) -> QuerySet:
+def visit_values_queryset(scope: ExportScope, *, protocol_id: int | None = None, flags: bool = False) -> QuerySet:
     """A row per visit with values (PostgreSQL): `VisitValues`, by participant id and visit in schedule order; each
     visit's values in item order. The database groups them: the reader takes one row per visit instead of one per
     value, and reading the trial's values costs it a third less (3,200 participants: 2.0 s against 3.0 s)."""
+    queryset = ItemValue.objects.filter(visit__participant__site_id__in=scope.site_ids)
+    if protocol_id is not None:
+        queryset = queryset.filter(visit__participant__protocol_id=protocol_id)
     by_item = {
         "item_ids": _ByItem(F("item_id"), F("item_id")),
         "texts": _ByItem(ValueText(), F("item_id")),
         "missing": _ByItem(F("missing_reason"), F("item_id")),
+        **({"flag_texts": _ByItem(FlagsText(), F("item_id"))} if flags else {}),
     }
     return (
-        ItemValue.objects.filter(visit__participant__site_id__in=scope.site_ids)
-        .filter(visit__participant__protocol_id=protocol_id)
-        .values("visit_id", "visit__participant_id", "visit__definition_id", "visit__definition__order")
+        queryset.values("visit_id", "visit__participant_id", "visit__definition_id", "visit__definition__order")
         .annotate(**by_item)
         .order_by("visit__participant_id", "visit__definition__order", "visit_id")
         .values_list("visit__participant_id", "visit__definition_id", *by_item)
     )
 
 
-def visit_values(scope: ExportScope, *, protocol_id: int) -> Iterator[VisitValues]:
-    """`VisitValues` of the version's participants, a row per visit with values; on PostgreSQL read ahead
-    (`read_ahead`: close it), elsewhere grouped here from `value_queryset`'s rows."""
+def visit_values(scope: ExportScope, *, protocol_id: int | None = None, flags: bool = False) -> Iterator[VisitValues]:
+    """`VisitValues` of the participants (of one protocol version), a row per visit with values; on PostgreSQL
+    read ahead (`read_ahead`: close it), elsewhere grouped here from `value_queryset`'s rows."""
     if connection.vendor == "postgresql":
-        return read_ahead(visit_values_queryset(scope, protocol_id=protocol_id), chunk_size=VISIT_CHUNK)
-    rows = value_queryset(scope, protocol_id=protocol_id).iterator(chunk_size=CHUNK)
+        return read_ahead(visit_values_queryset(scope, protocol_id=protocol_id, flags=flags), chunk_size=VISIT_CHUNK)
+    rows = value_queryset(scope, protocol_id=protocol_id, flags=flags).iterator(chunk_size=CHUNK)
     return (
-        (participant_id, definition_id, *map(list, zip(*((row[2], row[3], row[4]) for row in visit), strict=True)))
+        (participant_id, definition_id, *map(list, zip(*(row[2:] for row in visit), strict=True)))
         for (participant_id, definition_id), visit in groupby(rows, key=itemgetter(0, 1))
     )
 

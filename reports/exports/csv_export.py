@@ -32,7 +32,6 @@ import csv
 import functools
 import io
 import json
-import operator
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -92,8 +91,9 @@ def csv_export(*, scope: ExportScope) -> Iterator[bytes]:
 
 
 def csv_value_query(scope: ExportScope) -> QuerySet:
-    """The query of item values the CSV export reads (bench/reports.py compares it with PostgreSQL's COPY)."""
-    return _Datasets(scope, [study_meta(protocol) for protocol in selectors.protocols()]).value_query()
+    """The query of item values the CSV export reads on PostgreSQL, a row per visit (selectors.visit_values), for
+    bench/reports.py to compare with PostgreSQL's COPY."""
+    return selectors.visit_values_queryset(scope, flags=True)
 
 
 def _members(scope: ExportScope) -> Iterator[tuple[str, Iterable[bytes]]]:
@@ -207,11 +207,6 @@ class _Datasets:
         for form_code, writer in wide.items():
             yield f"{form_code}.csv", _spooled(writer.finish())
 
-    def value_query(self) -> QuerySet:
-        """The one read of item values: by participant and visit, as the ODM export reads them; `_one_read` puts
-        each visit's values in item order."""
-        return selectors.value_queryset(self.scope, flags=True, by_item=False)
-
     def _one_read(self, wide: dict[str, "_SpoolWriter"]) -> Iterator[list[list[str]] | str]:
         """LAB_LONG's rows, a batch per visit; meanwhile every visit's wide rows go to their datasets' files.
 
@@ -235,17 +230,19 @@ class _Datasets:
                     else _line([item.form, item.code, item.unit, *map(plain, item.ref_range)])
                 )
             item_of[pk] = (item.form, self.codes[item.form].index(item.code), item.code, item.escaped, lab)
-        value_rows = selectors.read_ahead(self.value_query())
-        with contextlib.closing(value_rows):  # its thread stopped before the transaction ends
-            for subject, visits in selectors.casebooks(selectors.subjects_with_visit_dates(self.scope), value_rows):
+        # A row per visit, each visit's values in item order, the next chunk fetched while this one is written.
+        visit_rows = selectors.visit_values(self.scope, flags=True)
+        with contextlib.closing(visit_rows):  # its thread stopped before the transaction ends
+            subjects = selectors.subjects_with_visit_dates(self.scope)
+            for subject, visits in selectors.visit_casebooks(subjects, visit_rows):
                 key_text = _line(self._key(subject.subject))
-                for rows in visits:
-                    rows.sort(key=_ITEM_ID)
-                    visit = rows[0][1]
+                for _participant, visit, item_ids, texts, missings, flag_texts in visits:
                     visit_text = f"{key_text},{self.event_fields[visit]},{subject.visit_dates.get(visit, '')}"
                     # {form: (its cells, its items without a value, its LAB_LONG rows without their head, sample date)}
                     filled: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
-                    for _participant, _visit, item_id, value, missing_reason, flags in rows:
+                    for item_id, value, missing_reason, flags in zip(
+                        item_ids, texts, missings, flag_texts, strict=True
+                    ):
                         form_code, column, code, escaped, lab = item_of[item_id]
                         entry = filled.get(form_code)
                         if entry is None:
@@ -276,9 +273,6 @@ class _Datasets:
     @property
     def visit_forms_order(self) -> list[str]:
         return [*self.other_forms, *self.lab_forms]
-
-
-_ITEM_ID = operator.itemgetter(2)
 
 
 @functools.lru_cache(maxsize=64)
