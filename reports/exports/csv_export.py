@@ -32,6 +32,7 @@ import csv
 import functools
 import io
 import json
+import operator
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -230,7 +231,7 @@ class _Datasets:
                     else _line([item.form, item.code, item.unit, *map(plain, item.ref_range)])
                 )
             item_of[pk] = (item.form, self.codes[item.form].index(item.code), item.code, item.escaped, lab)
-        # A row per visit, each visit's values in item order, the next chunk fetched while this one is written.
+        # A row per visit, the next chunk fetched while this one is written.
         visit_rows = selectors.visit_values(self.scope, flags=True)
         with contextlib.closing(visit_rows):  # its thread stopped before the transaction ends
             subjects = selectors.subjects_with_visit_dates(self.scope)
@@ -240,8 +241,9 @@ class _Datasets:
                     visit_text = f"{key_text},{self.event_fields[visit]},{subject.visit_dates.get(visit, '')}"
                     # {form: (its cells, its items without a value, its LAB_LONG rows without their head, sample date)}
                     filled: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
-                    for item_id, value, missing_reason, flags in zip(
-                        item_ids, texts, missings, flag_texts, strict=True
+                    # In item order (an item's values are one per visit): the database's arrays come in no order.
+                    for item_id, value, missing_reason, flags in sorted(
+                        zip(item_ids, texts, missings, flag_texts, strict=True), key=_FIRST
                     ):
                         form_code, column, code, escaped, lab = item_of[item_id]
                         entry = filled.get(form_code)
@@ -273,6 +275,9 @@ class _Datasets:
     @property
     def visit_forms_order(self) -> list[str]:
         return [*self.other_forms, *self.lab_forms]
+
+
+_FIRST = operator.itemgetter(0)
 
 
 @functools.lru_cache(maxsize=64)

@@ -200,7 +200,7 @@ def _event(event_oid: str, values: Iterable[tuple[int, str, str]], writers: dict
             entries.append((order, f'{value_open}{escape.attr(value) if escaped else value}"/>'))
     if not entries:
         return ""
-    entries.sort()  # already in order when item ids follow the protocol, as loading creates them: then O(n)
+    entries.sort()  # the database gives a visit's values in no order (selectors.visit_values)
     parts = [f'<StudyEventData StudyEventOID="{event_oid}">']
     form = None
     for order, text in entries:
