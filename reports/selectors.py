@@ -306,20 +306,20 @@ class _Array(Aggregate):
 
     The arrays of one group are in the same order, whatever it is: PostgreSQL advances every aggregate of a query
     with each input row in turn (and combines parallel workers' partial arrays group by group, in one order). An
-    ORDER BY in each aggregate would sort each array on its own: 1.6x the database's work for the CSV's four
-    arrays, so the reader sorts a visit's few dozen values itself.
+    ORDER BY in each aggregate would sort each array on its own (1.6x the database's work for four arrays), so
+    the reader sorts a visit's few dozen values itself.
     """
 
     function = "ARRAY_AGG"
     output_field = Field()
 
 
-# (participant id, visit definition id, [item ids], [value texts], [missing reasons]), and [flags] with `flags`:
-# the arrays in one order, item by item, but not in item order.
+# (participant id, visit definition id, [item ids], [value texts], [missing reasons]): the arrays in one order, item
+# by item, but not in item order.
 VisitValues = tuple
 
 
-def visit_values_queryset(scope: ExportScope, *, protocol_id: int | None = None, flags: bool = False) -> QuerySet:
+def visit_values_queryset(scope: ExportScope, *, protocol_id: int | None = None) -> QuerySet:
     """A row per visit with values (PostgreSQL): `VisitValues`, by participant id and visit in schedule order. The
     database groups them: the reader takes one row per visit instead of one per value, and reading the trial's
     values costs it a third less (3,200 participants: 2.0 s against 3.0 s), the database about the same."""
@@ -330,7 +330,6 @@ def visit_values_queryset(scope: ExportScope, *, protocol_id: int | None = None,
         "item_ids": _Array(F("item_id")),
         "texts": _Array(ValueText()),
         "missing": _Array(F("missing_reason")),
-        **({"flag_texts": _Array(FlagsText())} if flags else {}),
     }
     return (
         queryset.values("visit_id", "visit__participant_id", "visit__definition_id", "visit__definition__order")
@@ -340,12 +339,12 @@ def visit_values_queryset(scope: ExportScope, *, protocol_id: int | None = None,
     )
 
 
-def visit_values(scope: ExportScope, *, protocol_id: int | None = None, flags: bool = False) -> Iterator[VisitValues]:
+def visit_values(scope: ExportScope, *, protocol_id: int | None = None) -> Iterator[VisitValues]:
     """`VisitValues` of the participants (of one protocol version), a row per visit with values; on PostgreSQL
     read ahead (`read_ahead`: close it), elsewhere grouped here from `value_queryset`'s rows."""
     if connection.vendor == "postgresql":
-        return read_ahead(visit_values_queryset(scope, protocol_id=protocol_id, flags=flags), chunk_size=VISIT_CHUNK)
-    rows = value_queryset(scope, protocol_id=protocol_id, flags=flags).iterator(chunk_size=CHUNK)
+        return read_ahead(visit_values_queryset(scope, protocol_id=protocol_id), chunk_size=VISIT_CHUNK)
+    rows = value_queryset(scope, protocol_id=protocol_id).iterator(chunk_size=CHUNK)
     return (
         (participant_id, definition_id, *map(list, zip(*(row[2:] for row in visit), strict=True)))
         for (participant_id, definition_id), visit in groupby(rows, key=itemgetter(0, 1))

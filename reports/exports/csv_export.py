@@ -92,9 +92,8 @@ def csv_export(*, scope: ExportScope) -> Iterator[bytes]:
 
 
 def csv_value_query(scope: ExportScope) -> QuerySet:
-    """The query of item values the CSV export reads on PostgreSQL, a row per visit (selectors.visit_values), for
-    bench/reports.py to compare with PostgreSQL's COPY."""
-    return selectors.visit_values_queryset(scope, flags=True)
+    """The query of item values the CSV export reads (bench/reports.py compares it with PostgreSQL's COPY)."""
+    return _Datasets(scope, [study_meta(protocol) for protocol in selectors.protocols()]).value_query()
 
 
 def _members(scope: ExportScope) -> Iterator[tuple[str, Iterable[bytes]]]:
@@ -208,6 +207,11 @@ class _Datasets:
         for form_code, writer in wide.items():
             yield f"{form_code}.csv", _spooled(writer.finish())
 
+    def value_query(self) -> QuerySet:
+        """The one read of item values: by participant and visit, as the ODM export reads them; `_one_read` puts
+        each visit's values in item order."""
+        return selectors.value_queryset(self.scope, flags=True, by_item=False)
+
     def _one_read(self, wide: dict[str, "_SpoolWriter"]) -> Iterator[list[list[str]] | str]:
         """LAB_LONG's rows, a batch per visit; meanwhile every visit's wide rows go to their datasets' files.
 
@@ -231,20 +235,17 @@ class _Datasets:
                     else _line([item.form, item.code, item.unit, *map(plain, item.ref_range)])
                 )
             item_of[pk] = (item.form, self.codes[item.form].index(item.code), item.code, item.escaped, lab)
-        # A row per visit, the next chunk fetched while this one is written.
-        visit_rows = selectors.visit_values(self.scope, flags=True)
-        with contextlib.closing(visit_rows):  # its thread stopped before the transaction ends
-            subjects = selectors.subjects_with_visit_dates(self.scope)
-            for subject, visits in selectors.visit_casebooks(subjects, visit_rows):
+        value_rows = selectors.read_ahead(self.value_query())
+        with contextlib.closing(value_rows):  # its thread stopped before the transaction ends
+            for subject, visits in selectors.casebooks(selectors.subjects_with_visit_dates(self.scope), value_rows):
                 key_text = _line(self._key(subject.subject))
-                for _participant, visit, item_ids, texts, missings, flag_texts in visits:
+                for rows in visits:
+                    rows.sort(key=_ITEM_ID)
+                    visit = rows[0][1]
                     visit_text = f"{key_text},{self.event_fields[visit]},{subject.visit_dates.get(visit, '')}"
                     # {form: (its cells, its items without a value, its LAB_LONG rows without their head, sample date)}
                     filled: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
-                    # In item order (an item's values are one per visit): the database's arrays come in no order.
-                    for item_id, value, missing_reason, flags in sorted(
-                        zip(item_ids, texts, missings, flag_texts, strict=True), key=_FIRST
-                    ):
+                    for _participant, _visit, item_id, value, missing_reason, flags in rows:
                         form_code, column, code, escaped, lab = item_of[item_id]
                         entry = filled.get(form_code)
                         if entry is None:
@@ -277,7 +278,7 @@ class _Datasets:
         return [*self.other_forms, *self.lab_forms]
 
 
-_FIRST = operator.itemgetter(0)
+_ITEM_ID = operator.itemgetter(2)
 
 
 @functools.lru_cache(maxsize=64)

@@ -3,6 +3,7 @@ every column."""
 
 import csv
 import io
+import itertools
 import zipfile
 
 import pytest
@@ -139,22 +140,17 @@ def test_the_long_lab_dataset_has_a_row_per_value_with_unit_range_and_flag(enter
 def test_a_visits_lab_rows_follow_the_protocols_item_order_whatever_order_the_database_returns(
     entered, datamanager, monkeypatch
 ):
-    """The database returns a visit's values in no particular order (selectors.visit_values); the export puts them
-    in item order itself, here even when they come reversed."""
+    """The database returns a visit's values in no particular order (value_queryset(by_item=False)); the export
+    puts them in item order itself, here even when they come reversed."""
     from reports import selectors
 
-    read = selectors.visit_values
-
-    def reversed_within_visits(*args, **kwargs):
-        rows = read(*args, **kwargs)
-        try:
-            for participant, definition, *columns in rows:
-                yield (participant, definition, *(column[::-1] for column in columns))
-        finally:
-            rows.close()  # the read-ahead thread stops, as the export's own reader stops it
+    def reversed_within_visits(queryset, chunk_size=selectors.CHUNK):
+        rows = queryset.iterator(chunk_size=chunk_size)
+        visits = itertools.groupby(rows, key=lambda row: row[:2])
+        return (row for _visit, values in visits for row in sorted(values, key=lambda row: -row[2]))
 
     expected = export(datamanager)
-    monkeypatch.setattr(selectors, "visit_values", reversed_within_visits)
+    monkeypatch.setattr(selectors, "read_ahead", reversed_within_visits)
     datasets = export(datamanager)
     assert datasets == expected
     subject_id = entered[1].participant.subject_id
@@ -302,7 +298,7 @@ def test_the_values_read_ahead_are_the_iterators_rows_in_one_statement(entered, 
 
 
 def test_a_visits_values_come_in_one_row(entered, datamanager, monkeypatch, django_assert_num_queries):
-    """The exports read a row per visit (selectors.visit_values): the values a row per value gives, each with its
+    """The ODM export reads a row per visit (selectors.visit_values): the values a row per value gives, each with its
     text and missing reason at the same place in every array, whether the database puts them in arrays
     (PostgreSQL, read ahead VISIT_CHUNK visits at a time; one here, so the visits cross chunks) or the reader groups
     them (SQLite)."""
@@ -314,10 +310,10 @@ def test_a_visits_values_come_in_one_row(entered, datamanager, monkeypatch, djan
 
     monkeypatch.setattr(selectors, "VISIT_CHUNK", 1)
     scope = export_scope(datamanager)
-    by_value = list(selectors.value_queryset(scope, flags=True))
+    by_value = list(selectors.value_queryset(scope))
     expected = [(key, [row[2:] for row in rows]) for key, rows in groupby(by_value, itemgetter(0, 1))]
     with selectors.consistent_reads(), django_assert_num_queries(1):
-        rows = selectors.visit_values(scope, flags=True)
+        rows = selectors.visit_values(scope)
         with contextlib.closing(rows):
             got = [((p, d), sorted(zip(*columns, strict=True))) for p, d, *columns in rows]
     assert got == expected
