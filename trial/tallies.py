@@ -117,6 +117,20 @@ def migration_operation(sources: tuple[Source, ...]) -> migrations.RunPython:
     return migrations.RunPython(forward, backward)
 
 
+def after_sqlite_remake(sources: tuple[Source, ...]) -> migrations.RunPython:
+    """The step to follow a migration's change of a column of the sources' tables: SQLite makes such a table again
+    and copies the rows, and the triggers go with the old table, so they are made again there and the tallies
+    recounted. PostgreSQL alters a table in place and keeps them: nothing to do."""
+
+    def forward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        if schema_editor.connection.vendor == "sqlite":
+            uninstall(schema_editor, sources)
+            install(schema_editor, sources)
+            rebuild(sources)
+
+    return migrations.RunPython(forward, migrations.RunPython.noop)
+
+
 def _name(source: Source) -> str:
     return f"{TABLE}_{source.name}"
 

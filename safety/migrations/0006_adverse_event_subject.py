@@ -2,7 +2,6 @@
 (safety/models.py says why)."""
 
 from django.db import migrations, models
-from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 from safety import tallies as app_tallies
 from trial import tallies
@@ -11,14 +10,6 @@ FILL = (
     "UPDATE safety_adverseevent SET subject_id = coalesce("
     "(SELECT p.subject_id FROM trial_participant p WHERE p.id = safety_adverseevent.participant_id), '')"
 )
-
-
-def reinstall_sqlite_triggers(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    """SQLite adds the column by making the table again, and the tally triggers (0004) go with the old one."""
-    if schema_editor.connection.vendor == "sqlite":
-        tallies.uninstall(schema_editor, app_tallies.SOURCES)
-        tallies.install(schema_editor, app_tallies.SOURCES)
-        tallies.rebuild(app_tallies.SOURCES)
 
 
 class Migration(migrations.Migration):
@@ -35,7 +26,7 @@ class Migration(migrations.Migration):
             preserve_default=False,
         ),
         migrations.RunSQL(FILL, migrations.RunSQL.noop),
-        migrations.RunPython(reinstall_sqlite_triggers, migrations.RunPython.noop),
+        tallies.after_sqlite_remake(app_tallies.SOURCES),  # SQLite remade the table without the triggers of 0004
         migrations.AddIndex(
             model_name="adverseevent",
             index=models.Index(fields=["subject_id", "number"], name="ae_subject_order"),
